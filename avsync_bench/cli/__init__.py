@@ -1,0 +1,25 @@
+"""The ``avsync-bench`` command line (typer). Each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+import avsync_bench  # noqa: F401  (compatibility shim first)
+from avsync_bench.cli import generate, score, weights
+
+app = typer.Typer(
+    name="avsync-bench",
+    help="Benchmark toolkit for audio-synchronised visual animation (AVSync15, Landscapes, "
+    "TheGreatestHits): score generated videos, generate baselines, manage weights.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("score")(score.score_command)
+app.add_typer(weights.app, name="weights")
+app.add_typer(generate.app, name="generate")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,312 @@
+"""Clips: 12 frames at 6 fps plus their 2 s of audio, cut from a video by the protocol's rules.
+
+This is the one place where frames are picked, cropped and resized and where audio windows are
+cut and resampled (PROTOCOL.md §1, §8). Metrics receive :class:`Clip` objects (uint8 frames,
+16 kHz audio) and apply only their own preprocessing.
+
+Frame picking:
+    * ``official``: timestamps at integer-µs resolution; frames from the seek point
+      ``int(max(s, 0)·1e6)`` µs up to ``s + 2 + 1/12`` s; keep the first frame with
+      ``pts >= target``, the target starting at ``s`` and growing by 1/6 after each kept frame;
+      pad by repeating the last frame. This reproduces the official frame drop (a frame at exactly
+      1/3 s is stored as 0.333333 and skipped; PROTOCOL.md §5.7, §9).
+    * ``corrected``: exact timestamps; for each target ``s + i/6`` the nearest frame within half a
+      source frame interval; targets past the end repeat the last frame.
+
+Audio window:
+    * ``official``: concatenate the codec frames with ``s <= pts <= s + 2`` as the official code saw
+      them (codec-native layout, §1 "Stereo"), resample to 16 kHz (``torchaudio.functional.resample``);
+      the mel later centre-crops to 32000 samples and uses channel 0 after subtracting the mean
+      over all channels.
+    * ``corrected``: the exact sample window ``[s, s + 2)`` at 16 kHz (zero-padded where the file
+      has no audio, never wrapped); the mel uses the channel mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import avsync_bench  # noqa: F401  (compatibility shim before torchaudio/torchvision)
+from avsync_bench.io.media import AudioFrame, MediaError, VideoFrame, decode_audio, decode_video
+from avsync_bench.io.media import probe as probe_media
+from avsync_bench.protocol import ClipSpec, ProtocolMode, generated_clip_start, test_clip_starts
+
+__all__ = [
+    "Clip",
+    "pick_frames_official",
+    "pick_frames_corrected",
+    "cut_audio",
+    "resize_frames",
+    "load_clips",
+    "load_test_clips",
+    "load_generated_clip",
+    "clip_mel",
+    "waveform_mel",
+]
+
+MEL_MEAN, MEL_STD = -4.268, 9.138
+MEL_BINS, MEL_FRAMES = 128, 204
+
+
+@dataclass
+class Clip:
+    """One benchmark clip.
+
+    Attributes:
+        frames: (num_frames, H, W, 3) uint8 RGB at the spec's size (quantised as ``round(x·255)``).
+        audio: (channels, n) float32 at 16 kHz in [-1, 1]. ``official``: the official window
+            (n is about 31951-32323, before the mel's centre crop; channels in the official
+            layout). ``corrected``: exactly 32000 samples, true channels.
+        start: clip start in seconds.
+        mode: the protocol mode that cut it.
+        frame_indices: decode-order index of the source frame behind each output frame.
+        frame_pts: source timestamp (s) of each output frame.
+        padded_frames: how many trailing frames repeat the last one because the video ended.
+    """
+
+    frames: np.ndarray
+    audio: np.ndarray
+    start: float
+    mode: ProtocolMode
+    frame_indices: list[int] = field(default_factory=list)
+    frame_pts: list[float] = field(default_factory=list)
+    padded_frames: int = 0
+
+
+def pick_frames_official(
+    frames: list[VideoFrame], start: float, spec: ClipSpec
+) -> tuple[list[int], int]:
+    """Positions in ``frames`` the official picker keeps (see module docstring), padded to length,
+    and how many trailing positions are padding.
+
+    Raises:
+        MediaError: no frame at or after the seek point.
+    """
+    seek_us = int(max(start, 0.0) * 1e6)
+    stop = start + spec.duration + (1.0 / spec.fps) / 2.0
+    step = 1.0 / spec.fps
+    target = start
+    kept: list[int] = []
+    for position, frame in enumerate(frames):
+        if frame.pts_us < seek_us:
+            continue
+        pts = frame.pts_us * 1e-6
+        if pts > stop:
+            break
+        if pts >= target:
+            kept.append(position)
+            target += step
+        if len(kept) == spec.num_frames:
+            break
+    if not kept:
+        raise MediaError(f"no video frame at or after {start:.3f} s")
+    padding = spec.num_frames - len(kept)
+    return kept + [kept[-1]] * padding, padding
+
+
+def pick_frames_corrected(
+    frames: list[VideoFrame], start: float, spec: ClipSpec
+) -> tuple[list[int], int]:
+    """Positions of the nearest frame to each target ``start + i/fps`` (exact pts), and how many
+    targets lay past the end of the video (they repeat the last frame).
+
+    "Past the end" means more than half a source frame interval after the last frame.
+
+    Raises:
+        MediaError: no frames.
+    """
+    if not frames:
+        raise MediaError(f"no video frame near {start:.3f} s")
+    pts = np.array([f.pts for f in frames])
+    interval = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0 / spec.fps
+    picked, padding = [], 0
+    for i in range(spec.num_frames):
+        target = start + i / spec.fps
+        if target > pts[-1] + interval / 2:
+            picked.append(len(frames) - 1)
+            padding += 1
+            continue
+        picked.append(int(np.argmin(np.abs(pts - target))))
+    return picked, padding
+
+
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    import torchaudio.functional as AF
+
+    tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+    return AF.resample(tensor, orig_freq=rate, new_freq=target).numpy()
+
+
+def cut_audio(
+    frames: list[AudioFrame], start: float, spec: ClipSpec, mode: ProtocolMode, source: str = ""
+) -> np.ndarray:
+    """Cut a clip's audio from decoded codec frames (see module docstring).
+
+    Args:
+        frames: decoded audio frames covering at least ``[start, start + 2]``.
+        start: clip start, seconds.
+        spec: clip spec (duration, sample rate).
+        mode: protocol mode.
+        source: file name for error messages.
+
+    Returns:
+        (channels, n) float32 at ``spec.sample_rate``.
+
+    Raises:
+        MediaError: no audio in the window, or the sample rate changes inside the file.
+    """
+    end = start + spec.duration
+    rates = {f.sample_rate for f in frames}
+    if len(rates) > 1:
+        raise MediaError(f"{source}: the audio sample rate changes inside the file")
+    if mode is ProtocolMode.official:
+        seek_us = int(start * 1e6)
+        kept = [
+            f.native_view
+            for f in frames
+            if f.pts_us >= seek_us and start <= f.pts_us * 1e-6 <= end
+        ]
+        if not kept:
+            raise MediaError(f"{source}: no audio frame between {start:.3f} s and {end:.3f} s")
+        return _resample(np.concatenate(kept, axis=1), rates.pop(), spec.sample_rate)
+    if not frames:
+        raise MediaError(f"{source}: no audio between {start:.3f} s and {end:.3f} s")
+    rate = rates.pop()
+    first = frames[0].pts
+    native = np.concatenate([f.samples for f in frames], axis=1)
+    audio = _resample(native, rate, spec.sample_rate)
+    offset = int(round((start - first) * spec.sample_rate))
+    out = np.zeros((audio.shape[0], spec.num_samples), dtype=np.float32)
+    lo, hi = max(offset, 0), min(offset + spec.num_samples, audio.shape[1])
+    if hi > lo:
+        out[:, lo - offset : hi - offset] = audio[:, lo:hi]
+    return out
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop to the target aspect ratio, then resize, as the official loader does (§1).
+
+    Crop: ``int(h / (height/width))`` columns or ``int(w · height/width)`` rows, centred. Resize:
+    bilinear with antialias on float [0, 1] frames (torchvision), then ``round(x·255)``.
+
+    Args:
+        frames: (T, H, W, 3) uint8 RGB.
+
+    Returns:
+        (T, height, width, 3) uint8.
+    """
+    from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
+
+    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    h, w = images.shape[-2:]
+    target_ratio, ratio = height / width, h / w
+    if target_ratio >= ratio:
+        trimmed = int(h / target_ratio)
+        left = (w - trimmed) // 2
+        images = images[..., left : left + trimmed]
+    else:
+        trimmed = int(w * target_ratio)
+        top = (h - trimmed) // 2
+        images = images[..., top : top + trimmed, :]
+    images = TF.resize(images, [height, width], InterpolationMode.BILINEAR, antialias=True)
+    images = TF.center_crop(images, [height, width])
+    quantised = torch.round(images.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    return quantised.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def _make_clip(
+    video: list[VideoFrame],
+    audio: list[AudioFrame],
+    start: float,
+    spec: ClipSpec,
+    mode: ProtocolMode,
+    path: Path,
+) -> Clip:
+    picker = pick_frames_official if mode is ProtocolMode.official else pick_frames_corrected
+    try:
+        positions, padding = picker(video, start, spec)
+    except MediaError as exc:
+        raise MediaError(f"{path}: {exc}") from exc
+    chosen = np.stack([video[p].rgb for p in positions])
+    return Clip(
+        frames=resize_frames(chosen, spec.height, spec.width),
+        audio=cut_audio(audio, start, spec, mode, source=str(path)),
+        start=start,
+        mode=mode,
+        frame_indices=[video[p].index for p in positions],
+        frame_pts=[video[p].pts for p in positions],
+        padded_frames=padding,
+    )
+
+
+def load_clips(
+    path: str | Path, starts: list[float], spec: ClipSpec, mode: ProtocolMode
+) -> list[Clip]:
+    """Cut clips starting at ``starts`` (s) from one file, decoding only the span they need.
+
+    Raises:
+        MediaError: the file is unreadable or lacks video/audio in a window.
+    """
+    path = Path(path)
+    lo = max(min(starts), 0.0) - 0.5
+    hi = max(starts) + spec.duration + 0.5
+    video = decode_video(path, lo, hi)
+    audio = decode_audio(path, lo, hi)
+    if not video:
+        raise MediaError(f"{path}: no video frames between {lo:.2f} s and {hi:.2f} s")
+    if not audio:
+        raise MediaError(f"{path}: no audio between {lo:.2f} s and {hi:.2f} s")
+    return [_make_clip(video, audio, s, spec, mode, path) for s in starts]
+
+
+def load_test_clips(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> list[Clip]:
+    """The test clips of one ground-truth video at ``linspace(0, D − 2, 3)`` (§1)."""
+    info = probe_media(path)
+    return load_clips(path, test_clip_starts(info.av_duration, spec, mode), spec, mode)
+
+
+def load_generated_clip(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> Clip:
+    """A generated file read back as its centred clip, as the official evaluation does (§2)."""
+    info = probe_media(path)
+    return load_clips(path, [generated_clip_start(info.av_duration, spec, mode)], spec, mode)[0]
+
+
+def waveform_mel(waveform: np.ndarray | torch.Tensor, spec: ClipSpec | None = None) -> torch.Tensor:
+    """ImageBind's log-mel of a 16 kHz waveform, as the official ``waveform_to_melspectrogram``.
+
+    Centre-crops to 32000 samples when longer, subtracts the mean over all channels, takes the
+    Kaldi fbank of **channel 0** (ImageBind's ``waveform2melspec``: 128 bins, 25 ms Hanning frames,
+    10 ms shift, zero-padded to 204 frames), then normalises as ``(x + 4.268) / 9.138`` (§1).
+
+    Args:
+        waveform: (channels, n) float32 at 16 kHz.
+
+    Returns:
+        (1, 128, 204) float32.
+    """
+    from imagebind.data import waveform2melspec
+
+    spec = spec or ClipSpec()
+    tensor = torch.as_tensor(np.asarray(waveform, dtype=np.float32)).clone()
+    if tensor.ndim != 2:
+        raise ValueError(f"waveform must be (channels, n), got {tuple(tensor.shape)}")
+    if tensor.shape[1] > spec.num_samples:
+        begin = (tensor.shape[1] - spec.num_samples) // 2
+        tensor = tensor[:, begin : begin + spec.num_samples].contiguous()
+    mel = waveform2melspec(tensor, spec.sample_rate, MEL_BINS, MEL_FRAMES)
+    return (mel - MEL_MEAN) / MEL_STD
+
+
+def clip_mel(clip: Clip, spec: ClipSpec | None = None) -> torch.Tensor:
+    """The (1, 128, 204) float32 mel of a clip: channel 0 (``official``) or channel mean
+    (``corrected``), see :func:`waveform_mel`."""
+    audio = clip.audio
+    if clip.mode is ProtocolMode.corrected:
+        audio = audio.mean(axis=0, keepdims=True)
+    return waveform_mel(audio, spec)
+

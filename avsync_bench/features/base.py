@@ -1,0 +1,62 @@
+"""The feature-extractor interface shared by every metric (one registry, torch-fidelity style)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from avsync_bench.clips import Clip
+from avsync_bench.weights.store import ResolvedWeight
+
+__all__ = ["FeatureExtractor"]
+
+
+class FeatureExtractor(ABC):
+    """Turns clips into per-clip feature arrays.
+
+    Subclasses set ``name`` (registry key, part of the cache key), ``version`` (bumped when the
+    preprocessing or the output changes, so stale cache entries are never reused),
+    ``weight_names`` (registry names of the files :meth:`load` needs) and ``feature_shape``.
+
+    Features are computed per clip and never depend on which other clips share a batch, so
+    results do not depend on batch size (up to float rounding, ≤1e-5 relative).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    weight_names: ClassVar[tuple[str, ...]] = ()
+    feature_shape: ClassVar[tuple[int, ...]]
+
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 16):
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.model: torch.nn.Module | None = None
+        self.weights: dict[str, ResolvedWeight] = {}
+
+    @abstractmethod
+    def build(self, weights: dict[str, ResolvedWeight]) -> torch.nn.Module:
+        """Construct the network from verified weight files (CPU, eval mode)."""
+
+    def load(self, weights: dict[str, ResolvedWeight]) -> None:
+        """Build and move the network to ``self.device``; a no-op when a model was injected."""
+        self.weights = {name: weights[name] for name in self.weight_names if name in weights}
+        if self.model is None:
+            self.model = self.build(self.weights).eval().to(self.device)
+
+    def release(self) -> None:
+        """Free the network (call before loading the next extractor)."""
+        self.model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @abstractmethod
+    def extract(self, clips: Sequence[Clip]) -> np.ndarray:
+        """Features of ``clips``: (len(clips), *feature_shape) float32, in input order."""
+
+    def _batches(self, tensor: torch.Tensor):
+        for begin in range(0, tensor.shape[0], self.batch_size):
+            yield tensor[begin : begin + self.batch_size]

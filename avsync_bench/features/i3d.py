@@ -1,0 +1,93 @@
+"""FVD features: StyleGAN-V's I3D TorchScript detector (Kinetics-400), 400-d logits.
+
+Official protocol (PROTOCOL.md §2 "FVD"): all **12** frames of the clip (frame 0 included), each
+squashed to 224x224 bicubic, mapped to [-1, 1], as one (B, 3, 12, 224, 224) tensor (no padding
+to 16 frames), called with ``rescale=False, resize=False, return_features=True``.
+
+Security: the detector is TorchScript. ``torch.jit.load`` executes code stored in the file, so
+only load a file you trust; avsync-bench verifies its sha256 against the pin recorded at first
+download/import before loading it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import avsync_bench  # noqa: F401
+from avsync_bench.clips import Clip
+from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.transforms import fvd_inputs
+from avsync_bench.weights.store import ResolvedWeight
+
+__all__ = ["I3DFeatures", "StandinI3D", "write_standin"]
+
+
+class I3DFeatures(FeatureExtractor):
+    """Per clip: (400,) float32 I3D logits of all 12 frames."""
+
+    name = "i3d"
+    version = "1"
+    weight_names = ("i3d_torchscript",)
+    feature_shape = (400,)
+
+    def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
+        path = weights["i3d_torchscript"].path
+        try:
+            return torch.jit.load(str(path), map_location="cpu")
+        except RuntimeError as exc:
+            raise RuntimeError(f"{path}: not a TorchScript I3D detector ({exc})") from exc
+
+    @torch.no_grad()
+    def extract(self, clips: Sequence[Clip]) -> np.ndarray:
+        stack = np.stack([clip.frames for clip in clips])
+        outputs = []
+        for begin in range(0, len(stack), self.batch_size):
+            videos = fvd_inputs(stack[begin : begin + self.batch_size]).to(self.device)
+            logits = self.model(videos, rescale=False, resize=False, return_features=True)
+            outputs.append(logits.float().cpu())
+        return torch.cat(outputs).numpy()
+
+
+class StandinI3D(nn.Module):
+    """A small video network with the I3D detector's call signature, for stand-in weights.
+
+    Input (B, 3, T, 224, 224) float32 in [-1, 1]; output (B, 400) float32. Not I3D: FVD computed
+    with it is only meaningful as a pipeline check (results are marked ``standin``).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv3d(3, 32, (3, 7, 7), stride=(1, 4, 4), padding=(1, 3, 3))
+        self.conv2 = nn.Conv3d(32, 64, (3, 3, 3), stride=(2, 2, 2), padding=1)
+        self.conv3 = nn.Conv3d(64, 128, (3, 3, 3), stride=(2, 2, 2), padding=1)
+        self.fc = nn.Linear(128, 400)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        rescale: bool = False,
+        resize: bool = False,
+        return_features: bool = False,
+    ) -> torch.Tensor:
+        if rescale:
+            x = x * 2.0 - 1.0
+        if resize:
+            b, c, t, h, w = x.shape
+            x = nn.functional.interpolate(x, size=(t, 224, 224), mode="trilinear")
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        x = torch.relu(self.conv3(x))
+        logits = self.fc(x.mean(dim=(2, 3, 4)))
+        return logits if return_features else torch.softmax(logits, dim=1)
+
+
+def write_standin(path: Path) -> None:
+    """Write a TorchScript :class:`StandinI3D` with the deterministic weight rule."""
+    from avsync_bench.weights.rule import apply_rule
+
+    torch.jit.save(torch.jit.script(apply_rule(StandinI3D()).eval()), str(path))

@@ -1,0 +1,91 @@
+"""Writing and showing results: ``results.json``, ``per_clip.csv`` and a terminal table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["write_results", "results_table", "load_results"]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", newline="") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_results(results: dict, per_clip: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``per_clip.csv`` into ``out_dir`` (atomically); return both paths."""
+    out_dir = Path(out_dir)
+    json_path, csv_path = out_dir / "results.json", out_dir / "per_clip.csv"
+    _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    columns = list(dict.fromkeys(k for row in per_clip for k in row))
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".per_clip.")
+    with os.fdopen(fd, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(per_clip)
+    os.replace(tmp, csv_path)
+    return json_path, csv_path
+
+
+def load_results(path: str | Path) -> dict:
+    """Read a ``results.json``.
+
+    Raises:
+        ValueError: not a results file of this tool (names the file).
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read results ({exc})") from exc
+    if data.get("tool") != "avsync-bench" or "metrics" not in data:
+        raise ValueError(f"{path}: not an avsync-bench results.json")
+    return data
+
+
+def results_table(results: dict) -> Table:
+    """A rich table: metric, value (×100 where the paper prints ×100), direction, samples."""
+    flags = [results["protocol"], results["dataset"]]
+    if results.get("partial"):
+        flags.append("PARTIAL")
+    if results.get("standin"):
+        flags.append("STAND-IN WEIGHTS")
+    counts = results["clip_counts"]
+    table = Table(
+        title=f"avsync-bench {results['version']} — {' · '.join(flags)} — "
+        f"{counts['scored']}/{counts['expected']} clips"
+    )
+    for column in ("metric", "value", "better", "n (GT / gen)"):
+        table.add_column(column, justify="right" if column != "metric" else "left")
+    for entry in results["metrics"].values():
+        scale = entry.get("display_scale", 1.0)
+        value = f"{entry['value'] * scale:.2f}"
+        if entry.get("std") is not None:
+            value += f" ± {entry['std'] * scale:.2f}"
+        label = entry["label"] + (" (x100)" if scale != 1.0 else "")
+        arrow = "↓" if entry["lower_is_better"] else "↑"
+        table.add_row(label, value, arrow, f"{entry['n_gt']} / {entry['n_gen']}")
+    return table
+
+
+def print_results(results: dict, console: Console | None = None) -> None:
+    """Print the table and every warning."""
+    console = console or Console()
+    console.print(results_table(results))
+    for entry in results["metrics"].values():
+        for warning in entry.get("warnings", []):
+            console.print(f"[yellow]warning:[/] {warning}")
+    if results.get("standin"):
+        console.print("[yellow]warning:[/] computed with stand-in weights: not a real score")
+    if results.get("partial"):
+        console.print(f"[yellow]warning:[/] partial result, {len(results['absent'])} clip(s) absent")

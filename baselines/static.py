@@ -1,0 +1,18 @@
+"""Static baseline: the conditioning frame repeated for every frame (paper Table 1, "Static")."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from baselines.base import Adapter, GenerationInput
+
+__all__ = ["StaticAdapter"]
+
+
+class StaticAdapter(Adapter):
+    """Frame 0 repeated ``num_frames`` times: no motion at all, so a lower bound for sync metrics."""
+
+    name = "static"
+
+    def generate(self, inputs: GenerationInput) -> np.ndarray:
+        return np.repeat(inputs.first_frame[None], inputs.spec.num_frames, axis=0)
