@@ -58,7 +58,11 @@ def _patch_torchvision() -> bool:
 
 def _patch_torchaudio() -> bool:
     path = _package_dir("torchaudio")
-    if path is None or "torchaudio" in sys.modules or _loads(os.path.join(path, "lib"), "_torchaudio"):
+    if (
+        path is None
+        or "torchaudio" in sys.modules
+        or _loads(os.path.join(path, "lib"), "_torchaudio")
+    ):
         return False
     stub = types.ModuleType("torchaudio._extension")
     stub._IS_TORCHAUDIO_EXT_AVAILABLE = False

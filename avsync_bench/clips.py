@@ -33,7 +33,7 @@ import torch
 import avsync_bench  # noqa: F401  (compatibility shim before torchaudio/torchvision)
 from avsync_bench.io.media import AudioFrame, MediaError, VideoFrame, decode_audio, decode_video
 from avsync_bench.io.media import probe as probe_media
-from avsync_bench.protocol import ClipSpec, ProtocolMode, generated_clip_start, test_clip_starts
+from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts, generated_clip_start
 
 __all__ = [
     "Clip",
@@ -166,9 +166,7 @@ def cut_audio(
     if mode is ProtocolMode.official:
         seek_us = int(start * 1e6)
         kept = [
-            f.native_view
-            for f in frames
-            if f.pts_us >= seek_us and start <= f.pts_us * 1e-6 <= end
+            f.native_view for f in frames if f.pts_us >= seek_us and start <= f.pts_us * 1e-6 <= end
         ]
         if not kept:
             raise MediaError(f"{source}: no audio frame between {start:.3f} s and {end:.3f} s")
@@ -267,7 +265,7 @@ def load_clips(
 def load_test_clips(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> list[Clip]:
     """The test clips of one ground-truth video at ``linspace(0, D − 2, 3)`` (§1)."""
     info = probe_media(path)
-    return load_clips(path, test_clip_starts(info.av_duration, spec, mode), spec, mode)
+    return load_clips(path, eval_clip_starts(info.av_duration, spec, mode), spec, mode)
 
 
 def load_generated_clip(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> Clip:
@@ -309,4 +307,3 @@ def clip_mel(clip: Clip, spec: ClipSpec | None = None) -> torch.Tensor:
     if clip.mode is ProtocolMode.corrected:
         audio = audio.mean(axis=0, keepdims=True)
     return waveform_mel(audio, spec)
-

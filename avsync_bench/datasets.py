@@ -123,7 +123,9 @@ def _info(dataset: str) -> DatasetInfo:
     try:
         return DATASETS[dataset]
     except KeyError:
-        raise DatasetError(f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}") from None
+        raise DatasetError(
+            f"unknown dataset {dataset!r}; choose one of {sorted(DATASETS)}"
+        ) from None
 
 
 def _class_mapping(root: Path) -> dict[str, str]:
@@ -172,10 +174,14 @@ def load_split(dataset: str, root: str | Path, split: str = "test") -> list[Test
             folder = text = info.fixed_class
         else:
             if line.count("/") != 1:
-                raise DatasetError(f"{list_path}:{number}: expected <class>/<file>.mp4, got {line!r}")
+                raise DatasetError(
+                    f"{list_path}:{number}: expected <class>/<file>.mp4, got {line!r}"
+                )
             folder = line.split("/")[0]
             if folder not in mapping:
-                raise DatasetError(f"{list_path}:{number}: class {folder!r} not in class_mapping.json")
+                raise DatasetError(
+                    f"{list_path}:{number}: class {folder!r} not in class_mapping.json"
+                )
             text = mapping[folder]
         path = video_dir / line
         if not path.is_file():

@@ -73,7 +73,9 @@ class PredictionReport:
             by_kind[problem.kind].append(problem)
         for kind in sorted(by_kind):
             lines.append(f"  {kind} ({len(by_kind[kind])}):")
-            lines.extend(f"    {p.path}" + (f": {p.detail}" if p.detail else "") for p in by_kind[kind])
+            lines.extend(
+                f"    {p.path}" + (f": {p.detail}" if p.detail else "") for p in by_kind[kind]
+            )
         return "\n".join(lines)
 
 
@@ -85,7 +87,9 @@ class PredictionError(ValueError):
         self.report = report
 
 
-def check_predictions(preds: str | Path, videos: list[TestVideo], spec: ClipSpec) -> PredictionReport:
+def check_predictions(
+    preds: str | Path, videos: list[TestVideo], spec: ClipSpec
+) -> PredictionReport:
     """Check a predictions folder against the test videos.
 
     Finds missing, extra (any ``.mp4`` not expected), duplicate (an expected file name that also

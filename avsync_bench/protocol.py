@@ -12,7 +12,7 @@ from enum import Enum
 
 import numpy as np
 
-__all__ = ["ProtocolMode", "ClipSpec", "test_clip_starts", "generated_clip_start"]
+__all__ = ["ProtocolMode", "ClipSpec", "eval_clip_starts", "generated_clip_start"]
 
 
 class ProtocolMode(str, Enum):
@@ -52,7 +52,7 @@ class ClipSpec:
         return int(self.duration * self.sample_rate)
 
 
-def test_clip_starts(av_duration: float, spec: ClipSpec, mode: ProtocolMode) -> list[float]:
+def eval_clip_starts(av_duration: float, spec: ClipSpec, mode: ProtocolMode) -> list[float]:
     """Start times (s) of the test clips of one video: ``linspace(0, D − 2, 3)`` (§1).
 
     In ``official`` mode a video shorter than 2 s gives negative starts, as the official code

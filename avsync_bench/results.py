@@ -88,4 +88,6 @@ def print_results(results: dict, console: Console | None = None) -> None:
     if results.get("standin"):
         console.print("[yellow]warning:[/] computed with stand-in weights: not a real score")
     if results.get("partial"):
-        console.print(f"[yellow]warning:[/] partial result, {len(results['absent'])} clip(s) absent")
+        console.print(
+            f"[yellow]warning:[/] partial result, {len(results['absent'])} clip(s) absent"
+        )

@@ -25,7 +25,7 @@ from avsync_bench.features import FeatureExtractor, get_extractor
 from avsync_bench.io.media import probe
 from avsync_bench.metrics import MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
-from avsync_bench.protocol import ClipSpec, ProtocolMode, test_clip_starts
+from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts
 from avsync_bench.weights.store import WeightStore, default_home
 
 __all__ = ["ScoreOptions", "ScoreRun", "score"]
@@ -176,11 +176,18 @@ def score(
         tick,
     )
     gt_decoded = {
-        by_video[rel].clip_name(i): clip for rel, clips in zip(to_decode, decoded) for i, clip in enumerate(clips)
+        by_video[rel].clip_name(i): clip
+        for rel, clips in zip(to_decode, decoded)
+        for i, clip in enumerate(clips)
     }
     pred_names = [row["clip"] for row in scored]
     tick = progress("decode generated", len(pred_names))
-    pred_clips = [c[0] for c in _decode([(report.found[n], None) for n in pred_names], spec, mode, options.workers, tick)]
+    pred_clips = [
+        c[0]
+        for c in _decode(
+            [(report.found[n], None) for n in pred_names], spec, mode, options.workers, tick
+        )
+    ]
 
     pred_features = {}
     for name in names:
@@ -203,12 +210,14 @@ def score(
         values[metric.key] = metric.compute(*gt_args, *gen_args)
 
     per_clip = _per_clip_rows(scored, pred_clips, values)
-    results = _results(options, mode, root, videos, report, metric_defs, values, weights, extractors, cache)
+    results = _results(
+        options, mode, root, videos, report, metric_defs, values, weights, extractors, cache
+    )
     return ScoreRun(results, per_clip)
 
 
 def _starts(video: TestVideo, spec: ClipSpec, mode: ProtocolMode) -> list[float]:
-    return test_clip_starts(probe(video.path).av_duration, spec, mode)
+    return eval_clip_starts(probe(video.path).av_duration, spec, mode)
 
 
 def _gt_clip_table(videos: list[TestVideo], spec: ClipSpec, mode: ProtocolMode) -> list[dict]:
@@ -216,7 +225,12 @@ def _gt_clip_table(videos: list[TestVideo], spec: ClipSpec, mode: ProtocolMode) 
     for video in videos:
         for index, start in enumerate(_starts(video, spec, mode)):
             rows.append(
-                {"clip": video.clip_name(index), "video": video, "clip_index": index, "gt_start": start}
+                {
+                    "clip": video.clip_name(index),
+                    "video": video,
+                    "clip_index": index,
+                    "gt_start": start,
+                }
             )
     return rows
 
@@ -231,7 +245,7 @@ def _gt_keys(rows, extractors, weights, mode, spec) -> dict[tuple[str, str], str
         for name, extractor in extractors.items():
             shas = {w: weights[w].sha256 for w in extractor.weight_names if w in weights}
             if extractor.model is not None and not shas:
-                shas = {"injected-model": f"{type(extractor.model).__name__}:{id(extractor.model)}"}
+                shas = {"injected-model": extractor.model_digest()}
             keys[(row["clip"], name)] = FeatureCache.key(
                 hashes[video.rel], mode, spec, row["clip_index"], name, extractor.version, shas
             )

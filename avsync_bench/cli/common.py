@@ -44,5 +44,7 @@ def exit_on_error() -> Iterator[None]:
         yield
     except KNOWN_ERRORS as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+        )
         raise typer.Exit(1) from None

@@ -9,7 +9,9 @@ import typer
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
 from avsync_bench.protocol import ProtocolMode
 
-app = typer.Typer(help="Generate a baseline's predictions for a dataset's test clips.", no_args_is_help=True)
+app = typer.Typer(
+    help="Generate a baseline's predictions for a dataset's test clips.", no_args_is_help=True
+)
 
 
 def _run(adapter, out, dataset, data_root, protocol, seed, limit, classes) -> None:
@@ -43,7 +45,9 @@ def static_command(
     out: Path = typer.Option(..., help="Output predictions folder."),
     dataset: str = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits."),
     data_root: Path | None = typer.Option(None, help="Dataset root (default: datasets/<Name>)."),
-    protocol: ProtocolMode = typer.Option(ProtocolMode.official, help="Clip protocol for GT clips."),
+    protocol: ProtocolMode = typer.Option(
+        ProtocolMode.official, help="Clip protocol for GT clips."
+    ),
     seed: int = typer.Option(0, help="Seed recorded in generation.json (Static ignores it)."),
     limit: int | None = typer.Option(None, help="Only the first N test videos."),
     classes: str | None = typer.Option(None, help="Only these comma-separated class folders."),

@@ -24,7 +24,8 @@ def score_command(
     ),
     metrics: str = typer.Option("fid,fvd", help="Comma-separated metrics, or 'all'."),
     protocol: ProtocolMode = typer.Option(
-        ProtocolMode.official, help="official (the paper's definitions) or corrected (quirks fixed)."
+        ProtocolMode.official,
+        help="official (the paper's definitions) or corrected (quirks fixed).",
     ),
     out: Path | None = typer.Option(
         None, help="Where results.json and per_clip.csv go (default: <preds>.scores/<protocol>)."
@@ -36,7 +37,9 @@ def score_command(
         None, help="Ground-truth feature cache (default: $AVSYNC_BENCH_HOME/features)."
     ),
     no_cache: bool = typer.Option(False, help="Do not read or write the feature cache."),
-    batch_size: int = typer.Option(16, min=1, help="Clips per extractor batch (no effect on values)."),
+    batch_size: int = typer.Option(
+        16, min=1, help="Clips per extractor batch (no effect on values)."
+    ),
     workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
     device: str = typer.Option("cpu", help="Torch device for the feature networks."),
     allow_partial: bool = typer.Option(

@@ -12,7 +12,9 @@ from avsync_bench.cli.common import console, exit_on_error
 from avsync_bench.weights.standins import STANDIN_WRITERS, make_standins
 from avsync_bench.weights.store import WeightStore
 
-app = typer.Typer(help="Manage pretrained weights (cache, download, import, stand-ins).", no_args_is_help=True)
+app = typer.Typer(
+    help="Manage pretrained weights (cache, download, import, stand-ins).", no_args_is_help=True
+)
 
 WeightsDir = typer.Option(None, help="Weights folder (default: $AVSYNC_BENCH_HOME/weights).")
 

@@ -36,6 +36,7 @@ class FeatureExtractor(ABC):
         self.batch_size = batch_size
         self.model: torch.nn.Module | None = None
         self.weights: dict[str, ResolvedWeight] = {}
+        self._built = False
 
     @abstractmethod
     def build(self, weights: dict[str, ResolvedWeight]) -> torch.nn.Module:
@@ -46,10 +47,12 @@ class FeatureExtractor(ABC):
         self.weights = {name: weights[name] for name in self.weight_names if name in weights}
         if self.model is None:
             self.model = self.build(self.weights).eval().to(self.device)
+            self._built = True
 
     def release(self) -> None:
-        """Free the network (call before loading the next extractor)."""
-        self.model = None
+        """Free a network built by :meth:`load` (call before loading the next extractor)."""
+        if self._built:
+            self.model, self._built = None, False
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -57,6 +60,11 @@ class FeatureExtractor(ABC):
     def extract(self, clips: Sequence[Clip]) -> np.ndarray:
         """Features of ``clips``: (len(clips), *feature_shape) float32, in input order."""
 
-    def _batches(self, tensor: torch.Tensor):
-        for begin in range(0, tensor.shape[0], self.batch_size):
-            yield tensor[begin : begin + self.batch_size]
+    def model_digest(self) -> str:
+        """sha256 over an injected model's parameters and buffers (cache key for tests/custom nets)."""
+        import hashlib
+
+        digest = hashlib.sha256(type(self.model).__name__.encode())
+        for key, tensor in self.model.state_dict().items():
+            digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()

@@ -228,7 +228,12 @@ def decode_audio(path: str | Path, start: float, end: float) -> list[AudioFrame]
                 index = round(float(frame.pts * time_base) * frame.sample_rate / frame.samples)
                 frames.append(
                     AudioFrame(
-                        index, seconds, _us(frame.pts, time_base), frame.sample_rate, samples, native
+                        index,
+                        seconds,
+                        _us(frame.pts, time_base),
+                        frame.sample_rate,
+                        samples,
+                        native,
                     )
                 )
         except av.error.FFmpegError as exc:
@@ -292,7 +297,9 @@ def write_clip(
     path = Path(path)
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"{path}: frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        raise ValueError(
+            f"{path}: frames must be (T, H, W, 3) uint8, got {frames.shape} {frames.dtype}"
+        )
     height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ValueError(f"{path}: H.264 needs an even frame size, got {height}x{width}")

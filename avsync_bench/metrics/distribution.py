@@ -67,6 +67,8 @@ def fvd(gt: np.ndarray, gen: np.ndarray) -> MetricValue:
         ValueError: fewer than 2 clips on a side.
     """
     if len(gt) < 2 or len(gen) < 2:
-        raise ValueError(f"FVD needs at least 2 clips a side, got {len(gt)} GT and {len(gen)} generated")
+        raise ValueError(
+            f"FVD needs at least 2 clips a side, got {len(gt)} GT and {len(gen)} generated"
+        )
     value = frechet_distance(gt, gen)
     return MetricValue(value, len(gt), len(gen), warnings=_small_set("FVD", min(len(gt), len(gen))))

@@ -26,10 +26,10 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-import avsync_bench  # noqa: F401  (its _compat module must run before torch-related imports)
-
 import torch
 from torch import nn
+
+import avsync_bench  # noqa: F401  (_compat; already run, as this module is in the package)
 
 __all__ = [
     "AudioConv2DNet",
@@ -53,7 +53,10 @@ _OFFICIAL_CLASS_NAMES = {
     "video_encoder": "VideoR2Plus1DNet",
     "head": "FCHead",
 }
-_AVID_CMA_PREFIXES = {"audio_encoder": "module.audio_model.", "video_encoder": "module.video_model."}
+_AVID_CMA_PREFIXES = {
+    "audio_encoder": "module.audio_model.",
+    "video_encoder": "module.video_model.",
+}
 # BatchNorm fills a missing ``num_batches_tracked`` itself when loading a plain dict; old
 # checkpoints (AVID-CMA, 2020) may lack it, and the official strict load accepts that.
 _OPTIONAL_SUFFIX = "num_batches_tracked"
@@ -152,9 +155,7 @@ class BasicR2P1DBlock(nn.Module):
         stride: ``(time, height, width)`` stride of the block.
     """
 
-    def __init__(
-        self, in_planes: int, out_planes: int, stride: tuple[int, int, int] = (1, 1, 1)
-    ):
+    def __init__(self, in_planes: int, out_planes: int, stride: tuple[int, int, int] = (1, 1, 1)):
         super().__init__()
         spatial_stride = (1, stride[1], stride[2])
         temporal_stride = (stride[0], 1, 1)
@@ -575,7 +576,11 @@ def _read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
         except (SafetensorError, OSError) as error:
             raise ValueError(f"{path}: cannot read safetensors file: {error}") from error
     state = _torch_load(path)
-    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+    if (
+        isinstance(state, Mapping)
+        and "state_dict" in state
+        and isinstance(state["state_dict"], Mapping)
+    ):
         state = state["state_dict"]
     if not isinstance(state, Mapping):
         raise ValueError(f"{path}: expected a state_dict (dict of tensors), found {type(state)}")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import avsync_bench  # noqa: F401  (its _compat module must run before torchvision is imported)
-
 import numpy as np
 import torch
+
+import avsync_bench  # noqa: F401  (_compat; already run, as this module is in the package)
 
 __all__ = [
     "CLIP_MEAN",

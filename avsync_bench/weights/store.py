@@ -51,8 +51,12 @@ class MissingWeightsError(WeightsError):
             lines.append(f"      official URL: {spec.url}")
             if spec.direct:
                 lines.append(f"      download:     avsync-bench weights fetch {name}")
-            lines.append(f"      import:       avsync-bench weights import {name} /path/to/{spec.filename}")
-        lines.append("(offline machines: download elsewhere, then import; see `avsync-bench weights list`)")
+            lines.append(
+                f"      import:       avsync-bench weights import {name} /path/to/{spec.filename}"
+            )
+        lines.append(
+            "(offline machines: download elsewhere, then import; see `avsync-bench weights list`)"
+        )
         super().__init__("\n".join(lines))
         self.names = names
 
@@ -185,7 +189,10 @@ class WeightStore:
         self.root.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".partial")
         try:
-            with urllib.request.urlopen(spec.url, timeout=60) as response, open(partial, "wb") as out:
+            with (
+                urllib.request.urlopen(spec.url, timeout=60) as response,
+                open(partial, "wb") as out,
+            ):
                 shutil.copyfileobj(response, out, length=1 << 20)
         except OSError as exc:
             partial.unlink(missing_ok=True)
