@@ -85,6 +85,8 @@ def print_results(results: dict, console: Console | None = None) -> None:
     for entry in results["metrics"].values():
         for warning in entry.get("warnings", []):
             console.print(f"[yellow]warning:[/] {warning}")
+    for warning in results.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}")
     if results.get("standin"):
         console.print("[yellow]warning:[/] computed with stand-in weights: not a real score")
     if results.get("partial"):

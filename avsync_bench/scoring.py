@@ -23,7 +23,8 @@ from avsync_bench.clips import Clip, load_clips, load_generated_clip
 from avsync_bench.datasets import DATASETS, TestVideo, load_split, resolve_root
 from avsync_bench.features import FeatureExtractor, get_extractor
 from avsync_bench.io.media import probe
-from avsync_bench.metrics import MetricDef, MetricValue, resolve_metrics
+from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
+from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
 from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts
 from avsync_bench.weights.store import WeightStore, default_home
@@ -39,7 +40,8 @@ class ScoreOptions:
 
     Attributes:
         preds: predictions folder. dataset / data_root: see :mod:`avsync_bench.datasets`.
-        metrics: metric keys (``"fid,fvd"``) or ``"all"``. mode: protocol mode (§8).
+        metrics: metric keys (``"fid,fvd"``, ``"all"`` = FID, FVD, IA, IT, RelSync, AlignSync,
+            AV-Align). mode: protocol mode (§8).
         weights_dir: weights folder (default ``$AVSYNC_BENCH_HOME/weights``).
         cache_dir: GT feature cache (default ``$AVSYNC_BENCH_HOME/features``; None disables).
         batch_size: clips per extractor batch (results do not depend on it).
@@ -50,7 +52,7 @@ class ScoreOptions:
     preds: Path
     dataset: str = "avsync15"
     data_root: Path | None = None
-    metrics: str | list[str] = "fid,fvd"
+    metrics: str | list[str] = "all"
     mode: ProtocolMode = ProtocolMode.official
     weights_dir: Path | None = None
     cache_dir: Path | None = field(default_factory=lambda: default_home() / "features")
@@ -103,13 +105,13 @@ def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
 
 
-def _extract(extractor: FeatureExtractor, clips: Sequence[Clip], tick) -> np.ndarray:
+def _extract(extractor: FeatureExtractor, clips: Sequence[Clip], side: str, tick) -> np.ndarray:
     chunks = []
     for begin in range(0, len(clips), extractor.batch_size):
         part = clips[begin : begin + extractor.batch_size]
-        chunks.append(extractor.extract(part))
+        chunks.append(extractor.extract(part, side))
         tick(len(part))
-    shape = (0, *extractor.feature_shape)
+    shape = (0, *extractor.shape(side))
     return np.concatenate(chunks) if chunks else np.zeros(shape, np.float32)
 
 
@@ -146,6 +148,8 @@ def score(
 
     extractors = dict(extractors or {})
     names = list(dict.fromkeys(e for m in metric_defs for e in m.extractors))
+    if {m.key for m in metric_defs} & AUDIO_METRICS:
+        names.append("mel")  # checks each generated file's audio against its GT clip
     for name in names:
         if name not in extractors:
             extractors[name] = get_extractor(name)(options.device, options.batch_size)
@@ -189,30 +193,47 @@ def score(
         )
     ]
 
-    pred_features = {}
+    features = FeatureSet()
+    texts = [row["video"].it_text(mode) for row in scored]
     for name in names:
         extractor = extractors[name]
         extractor.load(weights)
         missing = [n for n in pred_names if n not in gt_features[name]]
         tick = progress(f"{name}: ground truth", len(missing))
-        values = _extract(extractor, [gt_decoded[n] for n in missing], tick)
+        values = _extract(extractor, [gt_decoded[n] for n in missing], "gt", tick)
         for clip_name, value in zip(missing, values):
             cache.put(gt_keys[(clip_name, name)], value)
             gt_features[name][clip_name] = value
         tick = progress(f"{name}: generated", len(pred_clips))
-        pred_features[name] = _extract(extractor, pred_clips, tick)
+        features.gen[name] = _extract(extractor, pred_clips, "gen", tick)
+        features.gt[name] = np.stack([gt_features[name][n] for n in pred_names])
+        if extractor.uses_text:
+            unique = sorted(set(texts))
+            table = dict(zip(unique, extractor.embed_texts(unique)))
+            features.text[name] = np.stack([table[t] for t in texts])
         extractor.release()
 
-    values: dict[str, MetricValue] = {}
-    for metric in metric_defs:
-        gt_args = [np.stack([gt_features[e][n] for n in pred_names]) for e in metric.extractors]
-        gen_args = [pred_features[e] for e in metric.extractors]
-        values[metric.key] = metric.compute(*gt_args, *gen_args)
-
-    per_clip = _per_clip_rows(scored, pred_clips, values)
+    values: dict[str, MetricValue] = {m.key: m.compute(features) for m in metric_defs}
+    match = audio_match(features.gt["mel"], features.gen["mel"]) if "mel" in names else None
+    per_clip = _per_clip_rows(scored, pred_clips, values, match)
     results = _results(
         options, mode, root, videos, report, metric_defs, values, weights, extractors, cache
     )
+    if match is not None:
+        flagged = [row["clip"] for row, m in zip(per_clip, match) if not m >= MATCH_THRESHOLD]
+        results["audio_check"] = {
+            "measure": "best envelope correlation, GT clip audio vs generated file audio",
+            "threshold": MATCH_THRESHOLD,
+            "min_correlation": float(np.nanmin(match)) if np.isfinite(match).any() else None,
+            "flagged": flagged,
+        }
+        if flagged:
+            results["warnings"].append(
+                f"{len(flagged)} generated clip(s) carry audio that differs from their GT clip's "
+                f"audio (envelope correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
+                + (" ..." if len(flagged) > 5 else "")
+                + ". The audio-based metrics read the generated file's own audio."
+            )
     return ScoreRun(results, per_clip)
 
 
@@ -252,7 +273,7 @@ def _gt_keys(rows, extractors, weights, mode, spec) -> dict[tuple[str, str], str
     return keys
 
 
-def _per_clip_rows(scored, pred_clips: list[Clip], values: dict[str, MetricValue]) -> list[dict]:
+def _per_clip_rows(scored, pred_clips: list[Clip], values: dict[str, MetricValue], match) -> list[dict]:
     rows = []
     for position, (row, clip) in enumerate(zip(scored, pred_clips)):
         out = {
@@ -268,6 +289,10 @@ def _per_clip_rows(scored, pred_clips: list[Clip], values: dict[str, MetricValue
         for key, value in values.items():
             if value.per_clip is not None:
                 out[key] = float(value.per_clip[position])
+            for extra, column in value.per_clip_extra.items():
+                out[extra] = float(column[position])
+        if match is not None:
+            out["audio_match"] = float(match[position])
         rows.append(out)
     return rows
 
@@ -282,10 +307,13 @@ def _results(options, mode, root, videos, report: PredictionReport, metric_defs:
         entry = {"value": value.value, "n_gt": value.n_gt, "n_gen": value.n_gen}
         if value.std is not None:
             entry["std"] = value.std
+        if "av_align_gt" in value.per_clip_extra:
+            entry["gt_reference"] = float(np.mean(value.per_clip_extra["av_align_gt"]))
         entry.update(
             label=metric.label,
             lower_is_better=metric.lower_is_better,
             display_scale=metric.display_scale,
+            source=metric.source,
             warnings=value.warnings,
         )
         metrics[metric.key] = entry
@@ -315,4 +343,5 @@ def _results(options, mode, root, videos, report: PredictionReport, metric_defs:
         "extractors": {n: {"version": e.version} for n, e in extractors.items()},
         "device": options.device,
         "cache": {"hits": cache.hits, "misses": cache.misses},
+        "warnings": [],
     }

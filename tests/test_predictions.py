@@ -87,7 +87,7 @@ def test_prefix_sharing_names_do_not_match(tiny_dataset, static_preds, tmp_path)
 def test_incomplete_set_refused_then_labelled_partial(tiny_dataset, static_preds, tmp_path):
     preds = _copy(static_preds, tmp_path)
     (preds / "hammering/b_clip-02.mp4").unlink()
-    options = ScoreOptions(preds=preds, data_root=tiny_dataset, cache_dir=None)
+    options = ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None)
     with pytest.raises(PredictionError, match="missing"):
         score(options, extractors=tiny_extractors())
     options.allow_partial = True
@@ -103,7 +103,7 @@ def test_generated_clips_of_any_size_and_fps_are_read(tiny_dataset, static_preds
     odd = write_test_video(tmp_path / "odd.mp4", 25, 2.0, size=(120, 200), sample_rate=22050)
     shutil.copy(odd, preds / "dog_barking/a_clip-00.mp4")
     run = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, cache_dir=None), tiny_extractors()
+        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None), tiny_extractors()
     )
     row = run.per_clip[0]
     assert row["clip"] == "dog_barking/a_clip-00.mp4"

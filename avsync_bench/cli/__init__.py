@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
-from avsync_bench.cli import generate, score, weights
+from avsync_bench.cli import generate, score, sync_score, weights
 
 app = typer.Typer(
     name="avsync-bench",
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("score")(score.score_command)
+app.command("sync-score")(sync_score.sync_score_command)
 app.add_typer(weights.app, name="weights")
 app.add_typer(generate.app, name="generate")
 

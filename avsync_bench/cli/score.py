@@ -22,7 +22,9 @@ def score_command(
     data_root: Path | None = typer.Option(
         None, help="Dataset root (default: datasets/<Name>, else $AVSYNC_BENCH_DATA/<Name>)."
     ),
-    metrics: str = typer.Option("fid,fvd", help="Comma-separated metrics, or 'all'."),
+    metrics: str = typer.Option(
+        "all", help="Comma-separated: fid,fvd,ia,it,relsync,alignsync,av_align, or all."
+    ),
     protocol: ProtocolMode = typer.Option(
         ProtocolMode.official,
         help="official (the paper's definitions) or corrected (quirks fixed).",

@@ -12,10 +12,15 @@ __all__ = ["FeatureExtractor", "EXTRACTORS", "get_extractor"]
 
 
 def _registry() -> dict[str, type[FeatureExtractor]]:
+    from avsync_bench.features.av_align import AVAlignFeatures
     from avsync_bench.features.i3d import I3DFeatures
+    from avsync_bench.features.imagebind import ImageBindFeatures
     from avsync_bench.features.inception import InceptionFeatures
+    from avsync_bench.features.mel import MelFeatures
+    from avsync_bench.features.sync import SyncFeatures
 
-    return {cls.name: cls for cls in (InceptionFeatures, I3DFeatures)}
+    classes = (InceptionFeatures, I3DFeatures, ImageBindFeatures, SyncFeatures, AVAlignFeatures, MelFeatures)
+    return {cls.name: cls for cls in classes}
 
 
 EXTRACTORS = _registry()

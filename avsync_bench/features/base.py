@@ -20,7 +20,10 @@ class FeatureExtractor(ABC):
 
     Subclasses set ``name`` (registry key, part of the cache key), ``version`` (bumped when the
     preprocessing or the output changes, so stale cache entries are never reused),
-    ``weight_names`` (registry names of the files :meth:`load` needs) and ``feature_shape``.
+    ``weight_names`` (registry names of the files :meth:`load` needs) and ``feature_shape`` (a
+    tuple, or a dict per side when the ground-truth and generated sides need different features).
+    ``side`` is ``"gt"`` (ground-truth clips, cached) or ``"gen"`` (generated clips).
+    Extractors with ``uses_text = True`` also embed each clip's IT text (:meth:`embed_texts`).
 
     Features are computed per clip and never depend on which other clips share a batch, so
     results do not depend on batch size (up to float rounding, ≤1e-5 relative).
@@ -29,7 +32,8 @@ class FeatureExtractor(ABC):
     name: ClassVar[str]
     version: ClassVar[str] = "1"
     weight_names: ClassVar[tuple[str, ...]] = ()
-    feature_shape: ClassVar[tuple[int, ...]]
+    feature_shape: ClassVar[tuple[int, ...] | dict[str, tuple[int, ...]]]
+    uses_text: ClassVar[bool] = False
 
     def __init__(self, device: str | torch.device = "cpu", batch_size: int = 16):
         self.device = torch.device(device)
@@ -37,6 +41,14 @@ class FeatureExtractor(ABC):
         self.model: torch.nn.Module | None = None
         self.weights: dict[str, ResolvedWeight] = {}
         self._built = False
+
+    def shape(self, side: str) -> tuple[int, ...]:
+        """Per-clip feature shape on ``side``."""
+        return self.feature_shape[side] if isinstance(self.feature_shape, dict) else self.feature_shape
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """(len(texts), D) float32 text embeddings (only for ``uses_text`` extractors)."""
+        raise NotImplementedError(f"{self.name} embeds no text")
 
     @abstractmethod
     def build(self, weights: dict[str, ResolvedWeight]) -> torch.nn.Module:
@@ -57,8 +69,8 @@ class FeatureExtractor(ABC):
             torch.cuda.empty_cache()
 
     @abstractmethod
-    def extract(self, clips: Sequence[Clip]) -> np.ndarray:
-        """Features of ``clips``: (len(clips), *feature_shape) float32, in input order."""
+    def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
+        """Features of ``clips``: (len(clips), *shape(side)) float32, in input order."""
 
     def model_digest(self) -> str:
         """sha256 over an injected model's parameters and buffers (cache key for tests/custom nets)."""

@@ -43,7 +43,7 @@ class I3DFeatures(FeatureExtractor):
             raise RuntimeError(f"{path}: not a TorchScript I3D detector ({exc})") from exc
 
     @torch.no_grad()
-    def extract(self, clips: Sequence[Clip]) -> np.ndarray:
+    def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         stack = np.stack([clip.frames for clip in clips])
         outputs = []
         for begin in range(0, len(stack), self.batch_size):

@@ -84,7 +84,7 @@ class InceptionFeatures(FeatureExtractor):
         return FIDInceptionPool3.from_file(weights["fid_inception"].path)
 
     @torch.no_grad()
-    def extract(self, clips: Sequence[Clip]) -> np.ndarray:
+    def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         frames = np.concatenate([clip.frames[1:] for clip in clips])
         outputs = [
             self.model(fid_inputs(frames[b : b + self.batch_size]).to(self.device)).float().cpu()

@@ -1,14 +1,30 @@
 """Metric registry: each metric names the feature extractors it needs and is a pure function of
-their features (ground-truth side, generated side)."""
+their features (ground-truth side, generated side, per-clip text embeddings)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from avsync_bench.metrics.distribution import MetricValue, fid, fvd
+from avsync_bench.metrics.per_clip import alignsync, ia, it, per_clip_value, relsync
 
-__all__ = ["MetricDef", "METRICS", "MetricValue", "resolve_metrics"]
+__all__ = ["FeatureSet", "MetricDef", "METRICS", "MetricValue", "resolve_metrics"]
+
+
+@dataclass
+class FeatureSet:
+    """Features of the scored clips, in evaluation order, by extractor name.
+
+    ``gt[name]`` and ``gen[name]`` are (N, ...) arrays; ``text[name]`` is (N, D) for extractors
+    that embed each clip's IT text.
+    """
+
+    gt: dict[str, np.ndarray] = field(default_factory=dict)
+    gen: dict[str, np.ndarray] = field(default_factory=dict)
+    text: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -16,13 +32,13 @@ class MetricDef:
     """One metric.
 
     Attributes:
-        key: CLI name (``fid``).
-        label: the field's standard name (``FID``).
-        extractors: feature extractors whose features ``compute`` receives, in order.
+        key: CLI name (``fid``). label: the field's standard name (``FID``).
+        extractors: feature extractors whose features ``compute`` reads.
         lower_is_better: direction for tables.
-        display_scale: factor for the table (100 for IA, IT, RelSync, AlignSync, as the paper
-            prints them); JSON keeps raw values.
-        compute: ``(gt_features..., gen_features...) -> MetricValue``.
+        display_scale: factor for tables (100 for IA, IT, RelSync, AlignSync, as the paper prints
+            them); JSON keeps raw values.
+        compute: ``FeatureSet -> MetricValue``.
+        source: where the definition comes from.
     """
 
     key: str
@@ -30,16 +46,39 @@ class MetricDef:
     extractors: tuple[str, ...]
     lower_is_better: bool
     display_scale: float
-    compute: Callable[..., MetricValue]
+    compute: Callable[[FeatureSet], MetricValue]
+    source: str
+
+
+def _av_align(f: FeatureSet) -> MetricValue:
+    value = per_clip_value(f.gen["av_align"])
+    value.per_clip_extra = {"av_align_gt": f.gt["av_align"].reshape(-1)}
+    return value
 
 
 METRICS: dict[str, MetricDef] = {
     m.key: m
     for m in [
-        MetricDef("fid", "FID", ("fid_inception",), True, 1.0, fid),
-        MetricDef("fvd", "FVD", ("i3d",), True, 1.0, fvd),
+        MetricDef("fid", "FID", ("fid_inception",), True, 1.0,
+                  lambda f: fid(f.gt["fid_inception"], f.gen["fid_inception"]), "PROTOCOL.md §2 FID"),
+        MetricDef("fvd", "FVD", ("i3d",), True, 1.0,
+                  lambda f: fvd(f.gt["i3d"], f.gen["i3d"]), "PROTOCOL.md §2 FVD"),
+        MetricDef("ia", "IA", ("imagebind",), False, 100.0,
+                  lambda f: ia(f.gen["imagebind"]), "PROTOCOL.md §2 IA/IT; paper Eq. 3"),
+        MetricDef("it", "IT", ("imagebind",), False, 100.0,
+                  lambda f: it(f.gen["imagebind"], f.text["imagebind"]), "PROTOCOL.md §2 IA/IT"),
+        MetricDef("relsync", "RelSync", ("avsync",), False, 100.0,
+                  lambda f: relsync(f.gt["avsync"], f.gen["avsync"]), "PROTOCOL.md §2 RelSync"),
+        MetricDef("alignsync", "AlignSync", ("imagebind", "avsync"), False, 100.0,
+                  lambda f: alignsync(f.gt["imagebind"], f.gen["imagebind"], f.gt["avsync"], f.gen["avsync"]),
+                  "PROTOCOL.md §2 AlignSync"),
+        MetricDef("av_align", "AV-Align", ("av_align",), False, 1.0, _av_align,
+                  "Yariv et al., AAAI 2024 (extra column, not RelSync)"),
     ]
-}
+}  # fmt: skip
+
+AUDIO_METRICS = {"ia", "relsync", "alignsync", "av_align"}
+"""Metrics that read the generated file's own audio (checked against the GT clip's audio)."""
 
 
 def resolve_metrics(names: str | list[str]) -> list[MetricDef]:
@@ -49,7 +88,7 @@ def resolve_metrics(names: str | list[str]) -> list[MetricDef]:
         ValueError: an unknown metric name.
     """
     if isinstance(names, str):
-        names = [n.strip().lower() for n in names.split(",") if n.strip()]
+        names = [n.strip().lower().replace("-", "_") for n in names.split(",") if n.strip()]
     if names == ["all"]:
         return list(METRICS.values())
     unknown = [n for n in names if n not in METRICS]

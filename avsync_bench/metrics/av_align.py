@@ -9,13 +9,14 @@ Audio peaks (:func:`audio_peak_frames`)
     1. The mono waveform is resampled to ``analysis_sr`` = 22050 Hz with ``librosa.resample``
        (default ``res_type`` "soxr_hq"). The reference calls ``librosa.load(path)``, which loads
        mono at librosa's default 22050 Hz with the same resampler, so the rate is kept.
-    2. ``librosa.onset.onset_strength(y=y, sr=22050)`` with librosa's defaults (hop_length 512,
-       i.e. 23.2 ms per envelope frame; mel spectrogram with n_fft 2048; lag 1; max_size 1;
-       aggregate mean; centred frames).
-    3. ``librosa.onset.onset_detect(onset_envelope=env, sr=22050)`` with librosa's defaults
-       (hop_length 512, normalise the envelope, peak picking with pre_max 0.03 s, post_max
-       0.00 s + 1 frame, pre_avg 0.10 s, post_avg 0.10 s + 1 frame, delta 0.07, wait 0.03 s;
-       no backtracking). An all-zero envelope (silence) gives no onsets.
+    2. ``librosa.onset.onset_strength(y=y, sr=22050)`` with librosa's defaults: hop_length 512
+       (23.2 ms per envelope frame), feature = dB mel spectrogram (n_fft 2048, 128 mels),
+       lag 1, max_size 1, aggregate = mean over bins, centred frames, no detrending.
+    3. ``librosa.onset.onset_detect(onset_envelope=env, sr=22050)`` with librosa's defaults:
+       hop_length 512, envelope max-normalised, no backtracking, and ``librosa.util.peak_pick``
+       with pre_max 0.03 s, post_max 0 s + 1, pre_avg 0.10 s, post_avg 0.10 s + 1, wait 0.03 s
+       (i.e. 1, 1, 4, 5, 1 envelope frames at 22050 Hz / 512) and delta 0.07. An all-zero
+       envelope (silence) gives no onsets. (Checked against librosa 0.11.)
     4. Onset frames to seconds with ``librosa.frames_to_time(..., sr=22050, hop_length=512)``,
        then to (fractional) video-frame positions ``t * fps``. They are not rounded: the match
        test below compares positions exactly as the reference compares times.
@@ -27,9 +28,16 @@ Video peaks (:func:`video_peak_frames`)
        levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)`` between each
        pair of consecutive frames; the per-pair value is the mean of the flow magnitude over
        all pixels (``cv2.magnitude`` then a mean, as the reference's ``cv2.mean``).
-    3. The trajectory has one value per frame: ``m[i]`` = mean flow magnitude from frame i-1 to
+    3. **Numerical floor (not in the reference):** identical consecutive frames get magnitude
+       0 without running Farneback, and mean magnitudes below ``FLOW_FLOOR`` = 1e-6 px are set
+       to 0. Farneback returns ~1e-10 px of float noise on identical frames, and that noise
+       varies between calls (OpenCV threading), so without the floor the strict local-maximum
+       rule below finds random "peaks" in static stretches (e.g. the Static baseline, which
+       repeats one frame) and the score is not reproducible. Real motion is orders of
+       magnitude above 1e-6 px, so no real peak is affected.
+    4. The trajectory has one value per frame: ``m[i]`` = mean flow magnitude from frame i-1 to
        frame i for i >= 1, and ``m[0] = m[1]`` (the reference duplicates the first pair).
-    4. A video peak is a strict local maximum ``m[i-1] < m[i] > m[i+1]`` for
+    5. A video peak is a strict local maximum ``m[i-1] < m[i] > m[i+1]`` for
        ``1 <= i <= T-2``; its position is frame index i (time i / fps). No threshold, no
        minimum distance. Consequences of the reference rule kept here: motion between frames
        0 and 1 can never be a peak (m[0] == m[1]), the last frame can never be a peak, flat
@@ -69,6 +77,7 @@ import numpy as np
 __all__ = [
     "ANALYSIS_SR",
     "FARNEBACK_PARAMS",
+    "FLOW_FLOOR",
     "HOP_LENGTH",
     "audio_peak_frames",
     "av_align",
@@ -91,6 +100,9 @@ FARNEBACK_PARAMS = {
     "poly_sigma": 1.2,
     "flags": 0,
 }
+
+#: Mean flow magnitudes below this (pixels per frame) are treated as exactly zero motion.
+FLOW_FLOOR = 1e-6
 
 Matching = Literal["one_to_one", "reference"]
 
@@ -175,13 +187,17 @@ def flow_magnitudes(frames: np.ndarray) -> np.ndarray:
     """Per-frame motion trajectory ``m`` (T,) float64: mean Farneback flow magnitude.
 
     ``m[i]`` is the mean magnitude of the flow from frame i-1 to frame i (i >= 1) and
-    ``m[0] = m[1]``, as in the reference script.
+    ``m[0] = m[1]``, as in the reference script. Values below ``FLOW_FLOOR`` (and identical
+    frame pairs) are exactly 0.
     """
     frames = _check_frames(frames)
     p = FARNEBACK_PARAMS
     greys = [_grey(f) for f in frames]
     pair = []
     for prev, curr in zip(greys[:-1], greys[1:], strict=True):
+        if np.array_equal(prev, curr):
+            pair.append(0.0)
+            continue
         flow = cv2.calcOpticalFlowFarneback(
             prev,
             curr,
@@ -195,7 +211,8 @@ def flow_magnitudes(frames: np.ndarray) -> np.ndarray:
             p["flags"],
         )
         mag = cv2.magnitude(flow[..., 0], flow[..., 1])
-        pair.append(float(np.mean(mag, dtype=np.float64)))
+        value = float(np.mean(mag, dtype=np.float64))
+        pair.append(value if value >= FLOW_FLOOR else 0.0)
     return np.asarray([pair[0], *pair], dtype=np.float64)
 
 

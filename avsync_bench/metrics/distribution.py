@@ -29,6 +29,7 @@ class MetricValue:
         std: unbiased std over clips for per-clip metrics, else None.
         per_clip: (n_clips,) per-clip values for per-clip metrics, else None.
         warnings: human-readable caveats (e.g. a small set).
+        per_clip_extra: further per-clip columns (e.g. φ_gt, φ_gen, P_align).
     """
 
     value: float
@@ -37,6 +38,7 @@ class MetricValue:
     std: float | None = None
     per_clip: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    per_clip_extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _small_set(name: str, n_clips: int) -> list[str]:

@@ -102,9 +102,10 @@ class AudioConv2DNet(nn.Module):
     - ``block1``..``block4``: :class:`Basic2DBlock` 64/s2, 128/s2, 256/s2, 512/s1;
     - mean over the frequency and time axes.
 
-    Input: the normalised mel of PROTOCOL.md §1, (B, 1, 128, 204) float32, values roughly in
-    [-1, 1.5] ((log-mel + 4.268) / 9.138, zero padding past frame 198). The feature map before
-    pooling is (B, 512, 8, 13). Other mel sizes also run (the net is fully convolutional).
+    Input: the normalised log-mel of PROTOCOL.md §1, (B, 1, 128, 204) float32,
+    (fbank + 4.268) / 9.138 with frames 198..203 from the padding, values typically within
+    [-2, 2]. The feature map before pooling is (B, 512, 8, 13). Other mel sizes also run (the
+    net is fully convolutional).
 
     Output: (B, 512) float32, non-negative (mean of ReLU outputs).
     """

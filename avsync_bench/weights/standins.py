@@ -7,6 +7,7 @@ where the real one would go; :meth:`WeightStore.register_standin` records it in
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,9 +26,28 @@ def _i3d(path: Path) -> None:
     write_standin(path)
 
 
-STANDIN_WRITERS: dict[str, Callable[[Path], None]] = {
+def _imagebind(path: Path) -> dict:
+    import torch
+
+    from avsync_bench.models.imagebind import STANDIN_CONFIG, rule_imagebind
+
+    torch.save(rule_imagebind(STANDIN_CONFIG, ("vision", "audio", "text")), path)
+    return STANDIN_CONFIG
+
+
+def _avsync_classifier(path: Path) -> None:
+    from avsync_bench.features.sync import write_standin
+
+    write_standin(path)
+
+
+# Each writer creates the file (or folder) at the given path and returns the model config it
+# used when that differs from the real model's (recorded in standins.json), else None.
+STANDIN_WRITERS: dict[str, Callable[[Path], dict | None]] = {
     "fid_inception": _inception,
     "i3d_torchscript": _i3d,
+    "imagebind_huge": _imagebind,
+    "avsync_classifier": _avsync_classifier,
 }
 
 
@@ -46,7 +66,10 @@ def make_standins(directory: str | Path, names: list[str]) -> list[ResolvedWeigh
     for name in names:
         path = store.path(name)
         partial = path.with_name(path.name + ".partial")
-        STANDIN_WRITERS[name](partial)
+        shutil.rmtree(partial, ignore_errors=True)
+        config = STANDIN_WRITERS[name](partial)
+        if path.is_dir():
+            shutil.rmtree(path)
         partial.replace(path)
-        out.append(store.register_standin(name))
+        out.append(store.register_standin(name, config))
     return out

@@ -88,6 +88,7 @@ class ResolvedWeight:
     path: Path
     sha256: str
     standin: bool
+    config: dict | None = None
 
     def provenance(self) -> dict:
         """JSON-ready record for results files."""
@@ -165,10 +166,13 @@ class WeightStore:
         for name in dict.fromkeys(names):
             spec, path = get_spec(name), self.path(name)
             digest = self._hash(path)
-            standin = standins.get(name) == digest
+            entry = standins.get(name)
+            entry = entry if isinstance(entry, dict) else {"sha256": entry}
+            standin = entry["sha256"] == digest
             if not standin:
                 self._verify(spec, path, digest)
-            resolved[name] = ResolvedWeight(name, path, digest, standin)
+            config = entry.get("config") if standin else None
+            resolved[name] = ResolvedWeight(name, path, digest, standin, config)
         return resolved
 
     def fetch(self, name: str, progress: bool = True) -> ResolvedWeight:
@@ -236,10 +240,12 @@ class WeightStore:
             _write_json_atomic(self.root / "standins.json", standins)
         return self.resolve(name)
 
-    def register_standin(self, name: str) -> ResolvedWeight:
-        """Record the file now at :meth:`path` as a stand-in (deterministic weights)."""
+    def register_standin(self, name: str, config: dict | None = None) -> ResolvedWeight:
+        """Record the file now at :meth:`path` as a stand-in (deterministic weights), with the
+        model configuration it was written for when that differs from the real one."""
         standins = self._json("standins.json")
-        standins[name] = sha256_path(self.path(name))
+        digest = sha256_path(self.path(name))
+        standins[name] = {"sha256": digest, "config": config} if config else digest
         _write_json_atomic(self.root / "standins.json", standins)
         return self.resolve(name)
 

@@ -1,0 +1,75 @@
+"""The AV-sync classifier's raw score φ per clip (PROTOCOL.md §2 "Raw AV-sync score", §3).
+
+φ = classifier(mel (1, 128, 204), frames (3, 12, 224, 224)), frames squashed to 224 bicubic with
+CLIP normalisation (the same transform as ImageBind's vision input). Per clip and side: (1,)
+float32 — φ of (GT audio, GT frames) on the ground-truth side, φ of (generated file's audio,
+generated frames) on the generated side.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+import avsync_bench  # noqa: F401
+from avsync_bench.clips import Clip, clip_mel
+from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.transforms import clip_normalise
+from avsync_bench.weights.store import ResolvedWeight
+
+__all__ = ["SyncFeatures", "clip_phi_inputs", "write_standin"]
+
+
+def clip_phi_inputs(clips: Sequence[Clip]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Classifier inputs of clips: mel (B, 1, 128, 204) and frames (B, 3, 12, 224, 224) float32."""
+    mels = torch.stack([clip_mel(c) for c in clips])
+    frames = torch.stack(
+        [clip_normalise(c.frames).permute(1, 0, 2, 3) for c in clips]
+    )  # (B, 3, T, 224, 224)
+    return mels, frames
+
+
+class SyncFeatures(FeatureExtractor):
+    """Per clip: (1,) the classifier's raw sync logit φ (unbounded)."""
+
+    name = "avsync"
+    version = "1"
+    weight_names = ("avsync_classifier",)
+    feature_shape = (1,)
+
+    def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
+        from avsync_bench.models.sync_classifier import AVSyncClassifier
+
+        return AVSyncClassifier.from_official_checkpoint(weights["avsync_classifier"].path)
+
+    @torch.no_grad()
+    def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
+        out = []
+        for begin in range(0, len(clips), self.batch_size):
+            mels, frames = clip_phi_inputs(clips[begin : begin + self.batch_size])
+            out.append(self.model(mels.to(self.device), frames.to(self.device)).float().cpu())
+        return torch.cat(out).reshape(-1, 1).numpy()
+
+
+def write_standin(folder: Path) -> None:
+    """Write an official-layout classifier folder (``modules/{audio_encoder,video_encoder,head}``
+    with ``config.json`` and ``diffusion_pytorch_model.bin``) holding rule weights."""
+    from avsync_bench.models.sync_classifier import AudioConv2DNet, FCHead, VideoR2Plus1DNet
+    from avsync_bench.weights.rule import rule_state_dict
+
+    modules = {
+        "audio_encoder": (AudioConv2DNet(), {"_class_name": "AudioConv2DNet", "pretrained": True}),
+        "video_encoder": (VideoR2Plus1DNet(), {"_class_name": "VideoR2Plus1DNet", "pretrained": True}),
+        "head": (FCHead(), None),
+    }
+    for name, (module, config) in modules.items():
+        sub = Path(folder) / "modules" / name
+        sub.mkdir(parents=True, exist_ok=True)
+        config = config or {"_class_name": "FCHead", **module.config()}
+        (sub / "config.json").write_text(json.dumps(config, indent=2))
+        torch.save(rule_state_dict(module), sub / "diffusion_pytorch_model.bin")
