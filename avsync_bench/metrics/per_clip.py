@@ -14,7 +14,16 @@ from scipy.special import expit
 
 from avsync_bench.metrics.distribution import MetricValue
 
-__all__ = ["ia", "it", "relsync", "alignsync", "p_align", "per_clip_value"]
+__all__ = [
+    "ia",
+    "it",
+    "relsync",
+    "alignsync",
+    "p_align",
+    "p_align_from_cosines",
+    "relsync_values",
+    "per_clip_value",
+]
 
 
 def per_clip_value(values: np.ndarray, extras: dict | None = None) -> MetricValue:
@@ -51,7 +60,8 @@ def it(gen: np.ndarray, text: np.ndarray) -> MetricValue:
     return per_clip_value(sims.mean(axis=1))
 
 
-def _relsync_values(phi_gt: np.ndarray, phi_gen: np.ndarray) -> np.ndarray:
+def relsync_values(phi_gt: np.ndarray, phi_gen: np.ndarray) -> np.ndarray:
+    """(N,) e^{φ_gen} / (e^{φ_gt} + e^{φ_gen}), computed as sigmoid(φ_gen − φ_gt) in float64."""
     phi_gt = np.asarray(phi_gt, np.float64).reshape(-1)
     phi_gen = np.asarray(phi_gen, np.float64).reshape(-1)
     return expit(phi_gen - phi_gt)
@@ -63,7 +73,7 @@ def relsync(phi_gt: np.ndarray, phi_gen: np.ndarray) -> MetricValue:
     Args:
         phi_gt, phi_gen: (N,) or (N, 1) raw sync logits of the GT and generated clips.
     """
-    values = _relsync_values(phi_gt, phi_gen)
+    values = relsync_values(phi_gt, phi_gen)
     extras = {"phi_gt": np.reshape(phi_gt, -1), "phi_gen": np.reshape(phi_gen, -1)}
     return per_clip_value(values, extras)
 
@@ -80,10 +90,16 @@ def p_align(gt: np.ndarray, gen: np.ndarray) -> np.ndarray:
     """
     gt = gt.astype(np.float64)
     a0 = np.einsum("nd,nd->n", gt[:, 0], gt[:, 1])
-    return expit(_frame_audio_cosines(gen) - a0[:, None]).mean(axis=1)
+    return p_align_from_cosines(a0, _frame_audio_cosines(gen))
+
+
+def p_align_from_cosines(a0: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """(N,) mean over frames of e^{a_i} / (e^{a_0} + e^{a_i}); a0 (N,), a (N, 11) raw cosines."""
+    a0 = np.asarray(a0, np.float64).reshape(-1)
+    return expit(np.asarray(a, np.float64) - a0[:, None]).mean(axis=1)
 
 
 def alignsync(gt: np.ndarray, gen: np.ndarray, phi_gt: np.ndarray, phi_gen: np.ndarray) -> MetricValue:
     """AlignSync per clip = P_align · RelSync (≤ RelSync)."""
     align = p_align(gt, gen)
-    return per_clip_value(align * _relsync_values(phi_gt, phi_gen), {"p_align": align})
+    return per_clip_value(align * relsync_values(phi_gt, phi_gen), {"p_align": align})
