@@ -47,6 +47,7 @@ class ScoreOptions:
         batch_size: clips per extractor batch (results do not depend on it).
         workers: DataLoader worker processes for decoding (results do not depend on it).
         device: torch device for the extractors. allow_partial: score an incomplete set.
+        dtype: ImageBind's precision, ``fp32`` (default), or ``bf16``/``fp16`` on a GPU.
     """
 
     preds: Path
@@ -60,6 +61,7 @@ class ScoreOptions:
     workers: int = 0
     device: str = "cpu"
     allow_partial: bool = False
+    dtype: str = "fp32"
 
 
 @dataclass
@@ -150,9 +152,13 @@ def score(
     names = list(dict.fromkeys(e for m in metric_defs for e in m.extractors))
     if {m.key for m in metric_defs} & AUDIO_METRICS:
         names.append("mel")  # checks each generated file's audio against its GT clip
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if options.dtype not in dtypes:
+        raise ValueError(f"unknown dtype {options.dtype!r}; choose fp32, bf16 or fp16")
     for name in names:
         if name not in extractors:
-            extractors[name] = get_extractor(name)(options.device, options.batch_size)
+            kwargs = {"dtype": dtypes[options.dtype]} if name == "imagebind" else {}
+            extractors[name] = get_extractor(name)(options.device, options.batch_size, **kwargs)
     store = WeightStore(options.weights_dir)
     needed = [w for n in names if extractors[n].model is None for w in extractors[n].weight_names]
     weights = store.resolve_all(needed) if needed else {}
@@ -342,6 +348,7 @@ def _results(options, mode, root, videos, report: PredictionReport, metric_defs:
         "injected_extractors": injected,
         "extractors": {n: {"version": e.version} for n, e in extractors.items()},
         "device": options.device,
+        "dtype": options.dtype,
         "cache": {"hits": cache.hits, "misses": cache.misses},
         "warnings": [],
     }

@@ -85,3 +85,23 @@ def test_gallery_static_generation_is_complete(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert len(list(Path(preds).rglob("*.mp4"))) == 6
+
+
+def test_sync_score_single_pair(tiny_dataset, tmp_path):
+    video = str(tiny_dataset / "videos/dog_barking/a.mp4")
+    other = str(tiny_dataset / "videos/hammering/b.mp4")
+    weights = str(tmp_path / "w")
+    made = run(["weights", "make-standins", weights, "--names", "imagebind_huge,avsync_classifier"], tmp_path)
+    assert made.returncode == 0, made.stderr
+    base = ["sync-score", "--video", video, "--weights-dir", weights]
+    plain = run(base + ["--metric", "score"], tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    phi = json.loads(plain.stdout)["value"]
+    self_ref = json.loads(run(base + ["--metric", "relsync", "--ref-video", video], tmp_path).stdout)
+    assert self_ref["value"] == 0.5 and self_ref["phi"] == phi == self_ref["phi_ref"]
+    swapped = json.loads(run(base + ["--metric", "relsync", "--ref-audio", other], tmp_path).stdout)
+    assert 0 < swapped["value"] < 1 and swapped["phi_ref"] != phi
+    align = json.loads(run(base + ["--ref-video", video], tmp_path).stdout)
+    assert align["metric"] == "alignsync" and align["p_align"] == 0.5 and align["value"] == 0.25
+    bad = run(base + ["--metric", "relsync"], tmp_path)
+    assert bad.returncode == 1 and "exactly one of --ref-video and --ref-audio" in bad.stderr

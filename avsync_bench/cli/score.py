@@ -44,6 +44,9 @@ def score_command(
     ),
     workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
     device: str = typer.Option("cpu", help="Torch device for the feature networks."),
+    dtype: str = typer.Option(
+        "fp32", help="ImageBind precision: fp32, or bf16/fp16 on a GPU (recorded in results)."
+    ),
     allow_partial: bool = typer.Option(
         False, help="Score despite missing/invalid/extra files; the result is labelled partial."
     ),
@@ -67,6 +70,7 @@ def score_command(
         workers=workers,
         device=device,
         allow_partial=allow_partial,
+        dtype=dtype,
     )
     with exit_on_error():
         with progress_bars() as progress:

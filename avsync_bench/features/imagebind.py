@@ -44,11 +44,17 @@ class ImageBindFeatures(FeatureExtractor):
     feature_shape = {"gt": (2, 1024), "gen": (12, 1024)}
     uses_text = True
 
+    def __init__(self, device="cpu", batch_size: int = 16, dtype: torch.dtype = torch.float32):
+        super().__init__(device, batch_size)
+        if dtype != torch.float32 and self.device.type != "cuda":
+            raise ValueError(f"--dtype {dtype} is for GPUs; ImageBind on {self.device} runs in float32")
+        self.dtype = dtype
+
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         from avsync_bench.models.imagebind import load_imagebind
 
         resolved = weights["imagebind_huge"]
-        return load_imagebind(resolved.path, MODALITIES, resolved.config)
+        return load_imagebind(resolved.path, MODALITIES, resolved.config).to(self.dtype)
 
     def shape(self, side: str) -> tuple[int, ...]:
         dim = self.model.modality_heads["vision"][-1].out_features if self.model else 1024
@@ -58,7 +64,8 @@ class ImageBindFeatures(FeatureExtractor):
     def _images(self, frames: np.ndarray) -> torch.Tensor:
         out = []
         for begin in range(0, len(frames), self.batch_size):
-            batch = clip_normalise(frames[begin : begin + self.batch_size]).to(self.device)
+            batch = clip_normalise(frames[begin : begin + self.batch_size])
+            batch = batch.to(self.device, self.dtype)
             out.append(self.model({"vision": batch})["vision"].float().cpu())
         return torch.cat(out)
 
@@ -67,7 +74,7 @@ class ImageBindFeatures(FeatureExtractor):
         out = []
         for begin in range(0, len(clips), self.batch_size):
             mels = torch.stack([clip_mel(c) for c in clips[begin : begin + self.batch_size]])
-            embeddings = self.model({"audio": mels.to(self.device)})["audio"]
+            embeddings = self.model({"audio": mels.to(self.device, self.dtype)})["audio"]
             out.append(_scaled(self.model, "audio", embeddings).float().cpu())
         return torch.cat(out)
 

@@ -125,4 +125,4 @@ def rule_imagebind(config: dict, modalities: Iterable[str]) -> dict[str, torch.T
     """A state dict of the deterministic weight rule for an ImageBind with ``modalities``."""
     from avsync_bench.weights.rule import rule_state_dict
 
-    return rule_state_dict(build_imagebind(config, modalities, empty=False))
+    return rule_state_dict(build_imagebind(config, modalities, empty=True))
