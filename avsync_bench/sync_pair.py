@@ -89,7 +89,7 @@ def sync_pair(
         clip = replace(clip, audio=load_pair_audio(audio, mode))
     names = ["avsync_classifier"] + (["imagebind_huge"] if metric == "alignsync" else [])
     weights = WeightStore(weights_dir).resolve_all(names)
-    sync = SyncFeatures(device, batch_size=2)
+    sync = SyncFeatures(device, batch_size=1)  # one pair per pass: equal inputs give equal φ
     sync.load(weights)
     pairs = [clip]
     if ref_audio is not None:

@@ -8,9 +8,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from avsync_bench.protocol import ClipSpec
+from avsync_bench.protocol import ClipSpec, ProtocolMode
 
-__all__ = ["GenerationInput", "Adapter", "AdapterError"]
+__all__ = ["GenerationInput", "GenerationOutput", "Adapter", "AdapterError"]
 
 
 class AdapterError(RuntimeError):
@@ -30,6 +30,8 @@ class GenerationInput:
         class_folder: the raw class folder string.
         spec: clip spec (size, 12 frames, 6 fps, 16 kHz).
         seed: the seed for this clip.
+        mode: the run's protocol mode; adapters that resample a generator's own video to 12
+            frames at 6 fps use its frame-picking rule.
     """
 
     name: str
@@ -39,20 +41,44 @@ class GenerationInput:
     class_folder: str
     spec: ClipSpec
     seed: int
+    mode: ProtocolMode = ProtocolMode.official
+
+
+@dataclass(frozen=True)
+class GenerationOutput:
+    """What an adapter returns for one clip.
+
+    Attributes:
+        frames: (spec.num_frames, spec.height, spec.width, 3) uint8 RGB at ``spec.fps``.
+        audio: None to mux the GT clip's audio (the default, as the official evaluation does), or
+            (channels, n) float32 in [-1, 1] at ``spec.sample_rate`` Hz, 1 or 2 channels, to mux
+            this audio instead (e.g. a generator's own soundtrack); ``n`` longer than the clip is
+            centre-cropped to ``spec.num_samples``.
+    """
+
+    frames: np.ndarray
+    audio: np.ndarray | None = None
 
 
 class Adapter(ABC):
     """A baseline generator.
 
     Subclasses set ``name`` and implement :meth:`generate`; :meth:`config` returns what
-    ``generation.json`` records about the run (checkpoints, guidance, …).
+    ``generation.json`` records about the run (checkpoints, guidance, …); :meth:`close` releases
+    whatever the adapter holds (subprocesses, temporary files) and is called once by the runner
+    after the last clip, also when the run fails or is interrupted.
     """
 
     name: ClassVar[str]
 
     @abstractmethod
-    def generate(self, inputs: GenerationInput) -> np.ndarray:
-        """Return (spec.num_frames, H, W, 3) uint8 frames at ``spec.fps``.
+    def generate(self, inputs: GenerationInput) -> GenerationOutput | np.ndarray:
+        """Generate one clip.
+
+        Returns:
+            A :class:`GenerationOutput`, or a bare (spec.num_frames, H, W, 3) uint8 array of
+            frames at ``spec.fps`` (the same as ``GenerationOutput(frames)``: the GT clip's audio
+            is muxed).
 
         Raises:
             AdapterError: generation failed for this clip.
@@ -61,3 +87,6 @@ class Adapter(ABC):
     def config(self) -> dict:
         """JSON-ready description of the adapter's settings."""
         return {}
+
+    def close(self) -> None:  # noqa: B027  (optional hook, deliberately a no-op by default)
+        """Release resources held across clips; the default does nothing."""

@@ -3,7 +3,8 @@
 For every test video the protocol's 3 GT clips are cut (:mod:`avsync_bench.clips`); each clip's
 frame 0, audio and class text go to the adapter; its 12 frames are written as
 ``<out>/<list line minus .mp4>_clip-NN.mp4`` (H.264, 6 fps) with the clip's audio muxed in
-unchanged (16 kHz AAC; the official window centre-cropped to 2 s where longer).
+unchanged (16 kHz AAC; the official window centre-cropped to 2 s where longer), or the audio the
+adapter returned (:class:`baselines.base.GenerationOutput`), e.g. a generator's own soundtrack.
 
 Resumable: outputs that already exist and pass the prediction checks are skipped; files are
 written under a temporary name and renamed, so an interruption never leaves a partial file with
@@ -27,7 +28,7 @@ from avsync_bench.datasets import DATASETS, load_split, resolve_root
 from avsync_bench.io.media import MediaError, write_clip
 from avsync_bench.predictions import check_clip_file
 from avsync_bench.protocol import ProtocolMode
-from baselines.base import Adapter, AdapterError, GenerationInput
+from baselines.base import Adapter, AdapterError, GenerationInput, GenerationOutput
 
 __all__ = ["GenerationReport", "run_adapter"]
 
@@ -46,6 +47,25 @@ def _fit_audio(audio: np.ndarray, n: int) -> np.ndarray:
         begin = (audio.shape[1] - n) // 2
         audio = audio[:, begin : begin + n]
     return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _checked_output(result, spec) -> GenerationOutput:
+    """An adapter's return value as a validated GenerationOutput (raises AdapterError)."""
+    output = result if isinstance(result, GenerationOutput) else GenerationOutput(result)
+    frames = np.asarray(output.frames)
+    expected = (spec.num_frames, spec.height, spec.width, 3)
+    if frames.shape != expected or frames.dtype != np.uint8:
+        raise AdapterError(f"adapter returned {frames.shape} {frames.dtype}, expected {expected} uint8")
+    audio = output.audio
+    if audio is not None:
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim != 2 or audio.shape[0] not in (1, 2) or audio.shape[1] == 0:
+            raise AdapterError(
+                f"adapter returned audio of shape {audio.shape}, expected (1 or 2, n) at "
+                f"{spec.sample_rate} Hz"
+            )
+        audio = _fit_audio(audio, spec.num_samples)
+    return GenerationOutput(frames, audio)
 
 
 def run_adapter(
@@ -83,6 +103,15 @@ def run_adapter(
     out.mkdir(parents=True, exist_ok=True)
     report = GenerationReport()
     tick = progress(f"generate {adapter.name}", len(videos) * spec.num_clips) if progress else None
+    try:
+        _generate_all(adapter, videos, out, spec, mode, seed, report, tick)
+    finally:
+        adapter.close()
+    _write_manifest(out, adapter, dataset, mode, seed, report)
+    return report
+
+
+def _generate_all(adapter, videos, out: Path, spec, mode, seed, report, tick) -> None:
     for video in videos:
         names = [video.clip_name(i) for i in range(spec.num_clips)]
         todo = [i for i, n in enumerate(names) if check_clip_file(n, out / n, spec) is not None]
@@ -103,22 +132,17 @@ def run_adapter(
                     class_folder=video.class_folder,
                     spec=spec,
                     seed=seed,
+                    mode=ProtocolMode(mode),
                 )
                 try:
-                    frames = np.asarray(adapter.generate(inputs))
-                    expected = (spec.num_frames, spec.height, spec.width, 3)
-                    if frames.shape != expected or frames.dtype != np.uint8:
-                        raise AdapterError(
-                            f"adapter returned {frames.shape} {frames.dtype}, expected {expected} uint8"
-                        )
-                    write_clip(out / names[i], frames, spec.fps, inputs.audio, spec.sample_rate)
+                    output = _checked_output(adapter.generate(inputs), spec)
+                    audio = inputs.audio if output.audio is None else output.audio
+                    write_clip(out / names[i], output.frames, spec.fps, audio, spec.sample_rate)
                     report.written.append(names[i])
                 except (AdapterError, MediaError, RuntimeError, ValueError) as exc:
                     report.failed[names[i]] = str(exc)
         if tick:
             tick(spec.num_clips)
-    _write_manifest(out, adapter, dataset, mode, seed, report)
-    return report
 
 
 def _write_manifest(out: Path, adapter: Adapter, dataset, mode, seed, report) -> None:

@@ -147,10 +147,14 @@ def test_video_peaks_at_jumps():
 
 def test_video_peaks_deterministic():
     # Farneback leaves ~1e-10 px of run-to-run noise on static pairs; the floor removes it, so
-    # no spurious strict maxima appear in static stretches and repeated calls agree exactly.
+    # no spurious strict maxima appear in static stretches and repeated calls agree. (Real
+    # magnitudes themselves can differ by ~1e-8 relative between calls inside OpenCV.)
     frames = jumping_square()
     runs = [flow_magnitudes(frames) for _ in range(4)]
-    assert all(np.array_equal(runs[0], r) for r in runs[1:])
+    for r in runs[1:]:
+        np.testing.assert_allclose(r, runs[0], rtol=1e-6, atol=0)
+        assert np.array_equal(np.flatnonzero(r), JUMPS)
+    assert all(video_peak_frames(frames).tolist() == JUMPS for _ in range(3))
 
 
 def test_video_peaks_grey_equals_rgb_luma():

@@ -230,7 +230,9 @@ def _parse_subtable(block: str) -> list[dict]:
             explicit = True
         else:
             explicit = False
-        rows.append({"name": " ".join(tokens), "label": label, "explicit": explicit, "cells": cells})
+        rows.append(
+            {"name": " ".join(tokens), "label": label, "explicit": explicit, "cells": cells}
+        )
     return rows
 
 

@@ -3,7 +3,9 @@
 AV-Align was introduced by Yariv et al., "Diverse and Aligned Audio-to-Video Generation via
 Text-to-Video Model Adaptation" (AAAI 2024). This module follows the authors' reference script
 ``av_align.py`` in github.com/guyyariv/TempoTokens (commit 34d9502), with every parameter taken
-from it unless stated otherwise below. It needs no torch: only numpy, librosa and OpenCV.
+from it unless stated otherwise below. (The stored script does not run as is: its
+``find_local_max_indexes`` uses an undefined ``n``, read here as ``len(arr)``.) It needs no
+torch: only numpy, librosa and OpenCV.
 
 Audio peaks (:func:`audio_peak_frames`)
     1. The mono waveform is resampled to ``analysis_sr`` = 22050 Hz with ``librosa.resample``
@@ -31,10 +33,11 @@ Video peaks (:func:`video_peak_frames`)
     3. **Numerical floor (not in the reference):** identical consecutive frames get magnitude
        0 without running Farneback, and mean magnitudes below ``FLOW_FLOOR`` = 1e-6 px are set
        to 0. Farneback returns ~1e-10 px of float noise on identical frames, and that noise
-       varies between calls (OpenCV threading), so without the floor the strict local-maximum
+       varies between calls, so without the floor the strict local-maximum
        rule below finds random "peaks" in static stretches (e.g. the Static baseline, which
        repeats one frame) and the score is not reproducible. Real motion is orders of
-       magnitude above 1e-6 px, so no real peak is affected.
+       magnitude above 1e-6 px, so no real peak is affected. (Non-zero magnitudes can still
+       differ by ~1e-8 relative between calls inside OpenCV; peaks flip only on such near-ties.)
     4. The trajectory has one value per frame: ``m[i]`` = mean flow magnitude from frame i-1 to
        frame i for i >= 1, and ``m[0] = m[1]`` (the reference duplicates the first pair).
     5. A video peak is a strict local maximum ``m[i-1] < m[i] > m[i+1]`` for
@@ -127,8 +130,7 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
         raise ValueError(f"frames must be uint8 (0..255), got dtype {frames.dtype}")
     if frames.shape[0] < 3:
         raise ValueError(
-            f"AV-Align needs at least 3 frames (a peak needs two neighbours), "
-            f"got {frames.shape[0]}"
+            f"AV-Align needs at least 3 frames (a peak needs two neighbours), got {frames.shape[0]}"
         )
     if frames.shape[1] < 2 or frames.shape[2] < 2:
         raise ValueError(f"frames are too small for optical flow: {frames.shape[1:3]}")
