@@ -1,4 +1,5 @@
-"""Writing and showing results: ``results.json``, ``per_clip.csv`` and a terminal table."""
+"""Writing and showing results: ``results.json``, ``per_clip.csv``, ``features.npz`` and a
+terminal table."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import os
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["write_results", "results_table", "load_results"]
+__all__ = ["write_results", "results_table", "load_results", "FEATURES_FILE", "FRECHET_FEATURES"]
+
+FEATURES_FILE = "features.npz"
+FRECHET_FEATURES = {"fid": "fid_inception", "fvd": "i3d"}
+"""Metric key → extractor whose per-clip features ``features.npz`` keeps (``<key>_gt``, ``<key>_gen``)."""
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -22,9 +28,26 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_results(results: dict, per_clip: list[dict], out_dir: str | Path) -> tuple[Path, Path]:
-    """Write ``results.json`` and ``per_clip.csv`` into ``out_dir`` (atomically); return both paths."""
+def write_results(
+    results: dict, per_clip: list[dict], out_dir: str | Path, features=None
+) -> tuple[Path, Path]:
+    """Write ``results.json`` and ``per_clip.csv`` into ``out_dir`` (atomically); return both paths.
+
+    With ``features`` (a :class:`~avsync_bench.metrics.FeatureSet` in ``per_clip`` order, e.g.
+    ``ScoreRun.features``) also write ``features.npz``, what bootstrap CIs need
+    (:mod:`avsync_bench.stats`): ``clip``, ``video``, ``class`` (N,) strings, ``clip_index`` (N,),
+    ``protocol`` and ``dataset`` (0-d strings), and for FID / FVD when scored ``fid_gt``,
+    ``fid_gen`` (N, 11, 2048) and ``fvd_gt``, ``fvd_gen`` (N, 400) float32 features as extracted
+    (≈ 82 MB for AVSync15's 450 clips, almost all FID). Without ``features`` a ``features.npz``
+    left by an earlier run in ``out_dir`` is removed, so the folder never mixes two runs.
+    """
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    npz_path = out_dir / FEATURES_FILE
+    if features is not None:
+        _write_features(npz_path, results, per_clip, features)
+    elif npz_path.exists():
+        npz_path.unlink()
     json_path, csv_path = out_dir / "results.json", out_dir / "per_clip.csv"
     _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
     columns = list(dict.fromkeys(k for row in per_clip for k in row))
@@ -35,6 +58,25 @@ def write_results(results: dict, per_clip: list[dict], out_dir: str | Path) -> t
         writer.writerows(per_clip)
     os.replace(tmp, csv_path)
     return json_path, csv_path
+
+
+def _write_features(path: Path, results: dict, per_clip: list[dict], features) -> None:
+    arrays = {
+        "clip": np.array([row["clip"] for row in per_clip], dtype=str),
+        "video": np.array([row["video"] for row in per_clip], dtype=str),
+        "class": np.array([row["class"] for row in per_clip], dtype=str),
+        "clip_index": np.array([row["clip_index"] for row in per_clip], dtype=np.int64),
+        "protocol": np.array(results["protocol"]),
+        "dataset": np.array(results["dataset"]),
+    }
+    for key, extractor in FRECHET_FEATURES.items():
+        if key in results["metrics"] and extractor in features.gt:
+            arrays[f"{key}_gt"] = np.asarray(features.gt[extractor])
+            arrays[f"{key}_gen"] = np.asarray(features.gen[extractor])
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(tmp, path)
 
 
 def load_results(path: str | Path) -> dict:

@@ -66,10 +66,12 @@ class ScoreOptions:
 
 @dataclass
 class ScoreRun:
-    """What a scoring run produced: the results dict (``results.json``) and per-clip rows."""
+    """What a scoring run produced: the results dict (``results.json``), per-clip rows, and the
+    features of the scored clips in ``per_clip`` order (``features.npz``, for bootstrap CIs)."""
 
     results: dict
     per_clip: list[dict]
+    features: FeatureSet | None = None
 
 
 class _ClipJobs(torch.utils.data.Dataset):
@@ -240,7 +242,7 @@ def score(
                 + (" ..." if len(flagged) > 5 else "")
                 + ". The audio-based metrics read the generated file's own audio."
             )
-    return ScoreRun(results, per_clip)
+    return ScoreRun(results, per_clip, features)
 
 
 def _starts(video: TestVideo, spec: ClipSpec, mode: ProtocolMode) -> list[float]:

@@ -18,6 +18,8 @@ from diffusers.models.attention_processor import Attention
 from diffusers.models.embeddings import TimestepEmbedding, Timesteps
 from torch import nn
 
+import avsync_bench  # noqa: F401  (torch compatibility shim first)
+
 __all__ = [
     "FirstFrameAttnProcessor",
     "MaskedAttnProcessor",
@@ -91,7 +93,9 @@ class FirstFrameAttnProcessor:
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         context = context.view(batch, video_length, *context.shape[1:])[:, 0]  # (B, M, D)
         # all frames of a video share frame 0's keys: one attention over F·N queries per video
-        query = _heads(attn.to_q(hidden_states).reshape(batch, video_length * tokens, -1), attn.heads)
+        query = _heads(
+            attn.to_q(hidden_states).reshape(batch, video_length * tokens, -1), attn.heads
+        )
         key = _heads(attn.to_k(context), attn.heads)
         value = _heads(attn.to_v(context), attn.heads)
         out = F.scaled_dot_product_attention(query, key, value, scale=attn.scale)

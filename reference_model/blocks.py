@@ -19,6 +19,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from reference_model.attention import SpatioAudioTempTransformer3D
 from reference_model.resnet import FFDownsample3D, FFResnetBlock3D, FFUpsample3D
 

@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from diffusers.models.activations import get_activation
 from torch import nn
 
+import avsync_bench  # noqa: F401  (torch compatibility shim first)
+
 __all__ = ["FFConv2d", "FFResnetBlock3D", "FFDownsample3D", "FFUpsample3D"]
 
 
@@ -160,7 +162,9 @@ class FFUpsample3D(nn.Module):
         if hidden_states.shape[0] >= 64:
             hidden_states = hidden_states.contiguous()
         if output_size is None:
-            hidden_states = F.interpolate(hidden_states, scale_factor=(1.0, 2.0, 2.0), mode="nearest")
+            hidden_states = F.interpolate(
+                hidden_states, scale_factor=(1.0, 2.0, 2.0), mode="nearest"
+            )
         else:
             hidden_states = F.interpolate(hidden_states, size=tuple(output_size), mode="nearest")
         return self.conv(hidden_states.to(dtype))

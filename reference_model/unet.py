@@ -25,6 +25,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from diffusers.utils import BaseOutput
 from torch import nn
 
+import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from reference_model.blocks import get_down_block, get_mid_block, get_up_block
 from reference_model.resnet import FFConv2d
 
@@ -307,7 +308,9 @@ class AudioUNet3DConditionModel(ModelMixin, ConfigMixin):
             ("audio_encoder_hidden_states", audio_encoder_hidden_states),
         ):
             if tensor.ndim != 4 or tensor.shape[:2] != (batch, frames):
-                raise ValueError(f"{name} must be (B={batch}, F={frames}, N, D), got {tuple(tensor.shape)}")
+                raise ValueError(
+                    f"{name} must be (B={batch}, F={frames}, N, D), got {tuple(tensor.shape)}"
+                )
         if audio_attention_mask is not None:
             if tuple(audio_attention_mask.shape) != tuple(audio_encoder_hidden_states.shape[:3]):
                 raise ValueError(
@@ -451,7 +454,9 @@ class AudioUNet3DConditionModel(ModelMixin, ConfigMixin):
                 info["loaded"].append(key)
         model.load_state_dict(merged, strict=True)
         if info["shape_mismatch"]:
-            logger.warning("kept fresh weights for shape-mismatched keys: %s", info["shape_mismatch"])
+            logger.warning(
+                "kept fresh weights for shape-mismatched keys: %s", info["shape_mismatch"]
+            )
         return (model, info) if output_loading_info else model
 
     @classmethod

@@ -5,12 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
 from avsync_bench.protocol import ProtocolMode
 
 app = typer.Typer(
-    help="Generate a baseline's predictions for a dataset's test clips.", no_args_is_help=True
+    help="Generate a baseline's predictions for a dataset's test clips: static (frame 0 repeated), "
+    "command (any program run once per clip), codi (CoDi in its own environment).",
+    no_args_is_help=True,
+)
+
+# Options every adapter shares (the same objects are used by each command).
+OUT = typer.Option(..., help="Output predictions folder (created; existing valid clips are kept).")
+DATASET = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits.")
+DATA_ROOT = typer.Option(None, help="Dataset root (default: datasets/<Name>).")
+PROTOCOL = typer.Option(
+    ProtocolMode.official,
+    help="Clip protocol: how GT clips are cut, and how a generator's own video is resampled to "
+    "12 frames at 6 fps (official: first frame with pts >= target; corrected: nearest frame).",
+)
+LIMIT = typer.Option(None, help="Only the first N test videos.")
+CLASSES = typer.Option(None, help="Only these comma-separated class folders.")
+
+_OUTPUT_NOTE = (
+    "Writes <out>/<class>/<stem>_clip-{00,01,02}.mp4 (H.264, 12 frames at 6 fps, the clip size, "
+    "AAC 16 kHz) and generation.json (adapter settings, seed, failures); existing valid files "
+    "are skipped, so an interrupted run resumes. A clip that fails is reported at the end and "
+    "the exit code is 1."
 )
 
 
@@ -35,28 +57,128 @@ def _run(adapter, out, dataset, data_root, protocol, seed, limit, classes) -> No
         f"{len(report.failed)} failed → {out}"
     )
     for name, reason in report.failed.items():
-        console.print(f"[red]failed[/] {name}: {reason}")
+        console.print(f"[red]failed[/] {escape(name)}: {escape(reason)}", highlight=False)
     if report.failed:
         raise typer.Exit(1)
 
 
-@app.command("static")
-def static_command(
-    out: Path = typer.Option(..., help="Output predictions folder."),
-    dataset: str = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits."),
-    data_root: Path | None = typer.Option(None, help="Dataset root (default: datasets/<Name>)."),
-    protocol: ProtocolMode = typer.Option(
-        ProtocolMode.official, help="Clip protocol for GT clips."
-    ),
-    seed: int = typer.Option(0, help="Seed recorded in generation.json (Static ignores it)."),
-    limit: int | None = typer.Option(None, help="Only the first N test videos."),
-    classes: str | None = typer.Option(None, help="Only these comma-separated class folders."),
-) -> None:
-    """Static baseline: each test clip's conditioning frame repeated 12 times, with its audio.
+@app.command("static", help=f"""Static baseline: each clip's conditioning frame, repeated.
 
-    Writes <out>/<class>/<stem>_clip-{00,01,02}.mp4 (H.264, 6 fps, AAC 16 kHz) and
-    generation.json; existing valid files are skipped (resumable).
-    """
+The conditioning frame (frame 0 of the GT clip) is repeated 12 times, with the clip's audio.
+
+{_OUTPUT_NOTE}""")
+def static_command(
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Seed recorded in generation.json (Static ignores it)."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
     from baselines.static import StaticAdapter
 
     _run(StaticAdapter(), out, dataset, data_root, protocol, seed, limit, classes)
+
+
+@app.command("command", help=f"""Run any generator program once per test clip.
+
+For each clip the conditioning frame is written to a temporary PNG ({{image}}, the clip size,
+256x256 on AVSync15) and the clip's 2 s audio to a temporary 16-bit WAV at 16 kHz ({{audio}});
+the command must write a video to {{out}} (any fps, size and codec, audio optional). Other
+placeholders: {{text}} (class text, one argument), {{seed}}, {{class_folder}}, {{name}} (output
+name without .mp4). The template is split like a shell command line and run without a shell.
+
+The video is normalised to the prediction format: 12 frames picked at 6 fps from t=0 by the
+--protocol rule, centre-cropped and resized to the clip size. A command that exits non-zero, or
+writes fewer than 12 frames or no readable video, fails that clip with its stderr tail.
+
+Example: --cmd 'python my_gen.py --image {{image}} --audio {{audio}} --text {{text}} --out {{out}}'
+
+{_OUTPUT_NOTE}""")
+def command_command(
+    cmd: str = typer.Option(
+        ..., "--cmd", help="Command template with {image} {audio} {text} {out} {seed} ..."
+    ),
+    keep_audio: bool = typer.Option(
+        False,
+        "--keep-audio/--gt-audio",
+        help="Mux the generator's own audio (first 2 s, resampled to 16 kHz; the command must "
+        "write an audio track) instead of the GT clip's (default).",
+    ),
+    timeout: float | None = typer.Option(None, help="Seconds one clip may run (default: none)."),
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Seed passed to the command as {seed} (same for every clip)."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
+    from baselines.command import CommandAdapter
+
+    with exit_on_error():
+        adapter = CommandAdapter(cmd, keep_audio=keep_audio, timeout=timeout)
+    _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
+
+
+@app.command("codi", help=f"""CoDi (Tang et al., NeurIPS 2023), run in its own environment.
+
+Starts baselines/codi_driver.py with CoDi's Python (--codi-python) and the CoDi checkout
+(--codi-repo, i-Code/i-Code-V3) on its path, loads the model once (a GPU is expected) and
+generates each clip with model.inference(xtype='video'), conditioned on the clip's
+conditioning frame, class text and 2 s audio (16 kHz mono). CoDi's --num-frames frames
+(spanning 2 s) are normalised like the command adapter's output: 12 frames at 6 fps by the
+--protocol rule from t=0, cropped and resized to the clip size; the GT clip's audio is muxed.
+See README, "Baselines", for the environment setup.
+
+{_OUTPUT_NOTE}""")
+def codi_command(
+    codi_repo: Path = typer.Option(..., help="CoDi checkout: i-Code/i-Code-V3 (or the clone)."),
+    codi_python: Path = typer.Option(..., help="Python of CoDi's environment."),
+    checkpoints: Path | None = typer.Option(
+        None, help="Checkpoint folder (default: <codi-repo>/checkpoints)."
+    ),
+    ckpt: str = typer.Option(
+        "CoDi_encoders.pth,CoDi_text_diffuser.pth,CoDi_audio_diffuser_m.pth,"
+        "CoDi_video_diffuser_8frames.pth",
+        help="Comma-separated checkpoint files loaded into model_module(pth=...).",
+    ),
+    ddim_steps: int = typer.Option(50, help="DDIM steps (CoDi's default)."),
+    scale: float = typer.Option(7.5, help="Classifier-free guidance scale (CoDi's default)."),
+    num_frames: int = typer.Option(
+        8, help="Frames CoDi generates over 2 s (8: the released 8-frame video checkpoint)."
+    ),
+    image_size: int = typer.Option(256, help="CoDi's square output size in pixels."),
+    conditions: str = typer.Option(
+        "image,text,audio", help="CoDi conditions, comma-separated (subset of image,text,audio)."
+    ),
+    fp16: bool = typer.Option(False, help="Load CoDi in half precision (model_module(fp16=True))."),
+    timeout: float | None = typer.Option(
+        None, help="Seconds one clip may take after the model is loaded (default: none)."
+    ),
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Seed of every clip (torch, numpy, random in the driver)."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
+    from baselines.codi import CoDiAdapter
+
+    with exit_on_error():
+        adapter = CoDiAdapter(
+            codi_repo,
+            codi_python,
+            checkpoints=checkpoints,
+            checkpoint_files=[c.strip() for c in ckpt.split(",") if c.strip()],
+            ddim_steps=ddim_steps,
+            scale=scale,
+            num_frames=num_frames,
+            image_size=image_size,
+            conditions=[c.strip() for c in conditions.split(",") if c.strip()],
+            fp16=fp16,
+            timeout=timeout,
+        )
+    _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
