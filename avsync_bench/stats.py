@@ -371,9 +371,7 @@ def _comparability(a: RunData, b: RunData) -> list[str]:
     problems = []
     for name in ("dataset", "protocol"):
         if a.results.get(name) != b.results.get(name):
-            problems.append(
-                f"{name}s differ (A: {a.results.get(name)}, B: {b.results.get(name)})"
-            )
+            problems.append(f"{name}s differ (A: {a.results.get(name)}, B: {b.results.get(name)})")
     only_a = sorted(set(a.clips) - set(b.clips))
     only_b = sorted(set(b.clips) - set(a.clips))
     if only_a or only_b:
@@ -480,7 +478,9 @@ def compare(
                 point = _frechet_point(key, *run.features[key])
                 row_warnings += [f"{name}: {w}" for w in point.warnings]
         else:
-            row_warnings.append(f"{key}: per-clip values or features missing on a side, no interval")
+            row_warnings.append(
+                f"{key}: per-clip values or features missing on a side, no interval"
+            )
         row = {
             "label": entry.get("label", key),
             "lower_is_better": lower,

@@ -77,7 +77,9 @@ class CoDiAdapter(Adapter):
         self.codi_python = Path(codi_python).expanduser()
         if not self.codi_python.is_file() or not os.access(self.codi_python, os.X_OK):
             raise ValueError(f"{self.codi_python}: not an executable Python interpreter")
-        self.checkpoints = Path(checkpoints or self.codi_repo / "checkpoints").expanduser().resolve()
+        self.checkpoints = (
+            Path(checkpoints or self.codi_repo / "checkpoints").expanduser().resolve()
+        )
         self.checkpoint_files = [str(name) for name in checkpoint_files]
         missing = [n for n in self.checkpoint_files if not (self.checkpoints / n).is_file()]
         if missing:
@@ -91,7 +93,9 @@ class CoDiAdapter(Adapter):
             or any(c not in codi_driver.CONDITIONS for c in self.conditions)
             or len(set(self.conditions)) != len(self.conditions)
         ):
-            raise ValueError(f"conditions must be a non-repeating subset of image,text,audio, got {self.conditions}")
+            raise ValueError(
+                f"conditions must be a non-repeating subset of image,text,audio, got {self.conditions}"
+            )
         if ddim_steps < 1 or num_frames < 1 or image_size < 64 or image_size % 64:
             raise ValueError("ddim_steps and num_frames must be >= 1, image_size a multiple of 64")
         if timeout is not None and timeout <= 0:
@@ -231,7 +235,9 @@ class CoDiAdapter(Adapter):
             job = {
                 "id": f"{self._jobs}:{inputs.name}",
                 "image": str(write_png(folder / "image.png", inputs.first_frame)),
-                "audio": str(write_wav(folder / "audio.wav", inputs.audio, inputs.spec.sample_rate)),
+                "audio": str(
+                    write_wav(folder / "audio.wav", inputs.audio, inputs.spec.sample_rate)
+                ),
                 "text": inputs.class_text,
                 "out": str(folder / "out.mp4"),
                 "seed": int(inputs.seed),
@@ -242,7 +248,11 @@ class CoDiAdapter(Adapter):
             if not result.get("ok"):
                 raise AdapterError(f"{inputs.name}: CoDi failed: {result.get('error', '?')}")
             return normalise_video(
-                job["out"], inputs.spec, inputs.mode, min_frames=self.num_frames, context=inputs.name
+                job["out"],
+                inputs.spec,
+                inputs.mode,
+                min_frames=self.num_frames,
+                context=inputs.name,
             )
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -324,7 +334,10 @@ def _suffix(tail: str) -> str:
 def _git_commit(folder: Path) -> str | None:
     try:
         done = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+            ["git", "-C", str(folder), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -64,8 +64,8 @@ def resolve_repo(path):
         if os.path.isfile(os.path.join(candidate, "core", "models", "model_module_infer.py")):
             return candidate
     raise ValueError(
-        "{}: not a CoDi checkout (no core/models/model_module_infer.py here or in "
-        "i-Code-V3/; clone https://github.com/microsoft/i-Code)".format(path)
+        f"{path}: not a CoDi checkout (no core/models/model_module_infer.py here or in "
+        "i-Code-V3/; clone https://github.com/microsoft/i-Code)"
     )
 
 
@@ -73,7 +73,9 @@ def parse_args(argv=None):
     """Command-line options of the driver."""
     parser = argparse.ArgumentParser(description="Run CoDi video generation on JSON job lines.")
     parser.add_argument("--codi-repo", required=True, help="CoDi folder (i-Code/i-Code-V3).")
-    parser.add_argument("--checkpoints", default=None, help="Checkpoint folder (<repo>/checkpoints).")
+    parser.add_argument(
+        "--checkpoints", default=None, help="Checkpoint folder (<repo>/checkpoints)."
+    )
     parser.add_argument(
         "--ckpt", nargs="+", default=DEFAULT_CHECKPOINTS, help="Checkpoint files to load."
     )
@@ -87,7 +89,9 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", default=None, help="Job file (JSON lines); default stdin.")
     args = parser.parse_args(argv)
     args.codi_repo = resolve_repo(args.codi_repo)
-    args.checkpoints = os.path.abspath(args.checkpoints or os.path.join(args.codi_repo, "checkpoints"))
+    args.checkpoints = os.path.abspath(
+        args.checkpoints or os.path.join(args.codi_repo, "checkpoints")
+    )
     args.conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     bad = [c for c in args.conditions if c not in CONDITIONS]
     if bad or not args.conditions or len(set(args.conditions)) != len(args.conditions):
@@ -101,7 +105,7 @@ def read_wav(path):
 
     with wave.open(path, "rb") as handle:
         if handle.getsampwidth() != 2:
-            raise ValueError("{}: only 16-bit PCM WAV is supported".format(path))
+            raise ValueError(f"{path}: only 16-bit PCM WAV is supported")
         channels, rate = handle.getnchannels(), handle.getframerate()
         data = np.frombuffer(handle.readframes(handle.getnframes()), dtype="<i2")
     return (data.reshape(-1, channels).T / 32768.0).astype(np.float32), rate
@@ -215,7 +219,7 @@ def main(argv=None):
         model = load_model(args)
     except Exception as exc:  # report anything, then exit
         traceback.print_exc()
-        send({"event": "fatal", "error": "{}: {}".format(type(exc).__name__, exc)})
+        send({"event": "fatal", "error": f"{type(exc).__name__}: {exc}"})
         return 2
     send({"event": "ready", "driver_version": DRIVER_VERSION, "pid": os.getpid()})
     source = open(args.jobs) if args.jobs else sys.stdin
@@ -242,7 +246,7 @@ def main(argv=None):
             except Exception as exc:  # one failed job must not stop the rest
                 tail = "".join(traceback.format_exc().splitlines(True)[-8:])
                 print(tail, file=sys.stderr)
-                send({"id": job_id, "ok": False, "error": "{}: {}\n{}".format(type(exc).__name__, exc, tail)})
+                send({"id": job_id, "ok": False, "error": f"{type(exc).__name__}: {exc}\n{tail}"})
     return 0
 
 

@@ -55,7 +55,9 @@ def _checked_output(result, spec) -> GenerationOutput:
     frames = np.asarray(output.frames)
     expected = (spec.num_frames, spec.height, spec.width, 3)
     if frames.shape != expected or frames.dtype != np.uint8:
-        raise AdapterError(f"adapter returned {frames.shape} {frames.dtype}, expected {expected} uint8")
+        raise AdapterError(
+            f"adapter returned {frames.shape} {frames.dtype}, expected {expected} uint8"
+        )
     audio = output.audio
     if audio is not None:
         audio = np.asarray(audio, dtype=np.float32)

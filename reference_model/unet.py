@@ -11,6 +11,7 @@ Trainable parameters (official training): names containing ``_temp`` or ``_audio
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -461,6 +462,4 @@ class AudioUNet3DConditionModel(ModelMixin, ConfigMixin):
 
     @classmethod
     def _get_init_defaults(cls, name: str) -> list:
-        import inspect
-
         return list(inspect.signature(cls.__init__).parameters[name].default)

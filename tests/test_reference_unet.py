@@ -38,6 +38,10 @@ def _golden(name: str) -> tuple[dict, dict[str, torch.Tensor]]:
     return json.loads(meta.read_text()), load_file(str(tensors))
 
 
+def _public(config) -> dict:
+    return {k: v for k, v in config.items() if not k.startswith("_")}
+
+
 def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.float() - b.float()).abs().max().item()
 
@@ -115,7 +119,9 @@ def test_audio_weights_load_from_imagebind_state_dict(encoder, tmp_path):
     assert not loaded.training
     for key, value in loaded.state_dict().items():
         if key.startswith("final_layer_norm."):  # never trained: default values
-            assert torch.equal(value, torch.ones(768) if key.endswith("weight") else torch.zeros(768))
+            assert torch.equal(
+                value, torch.ones(768) if key.endswith("weight") else torch.zeros(768)
+            )
         else:
             assert torch.equal(value, encoder.state_dict()[key]), key
     del full["modality_trunks.audio.blocks.1.mlp.fc1.weight"]
@@ -138,7 +144,9 @@ def test_huge_audio_keys_match_imagebind_model_layout():
     with init_empty_weights():
         huge = ImageBindSegmaskAudioEncoder(**IMAGEBIND_HUGE_AUDIO_CONFIG)
     own = {k: tuple(v.shape) for k, v in huge.state_dict().items()}
-    assert own.pop("final_layer_norm.weight") == (768,) and own.pop("final_layer_norm.bias") == (768,)
+    assert own.pop("final_layer_norm.weight") == (768,) and own.pop("final_layer_norm.bias") == (
+        768,
+    )
     assert renamed == own
     assert own["head.2.weight"] == (1024, 768) and huge.num_tokens == 229
 
@@ -208,7 +216,7 @@ def test_unet_save_pretrained_round_trip(unet, tmp_path):
     unet.save_pretrained(tmp_path)
     assert (tmp_path / "diffusion_pytorch_model.safetensors").is_file()
     loaded = AudioUNet3DConditionModel.from_pretrained(tmp_path)
-    assert dict(loaded.config) == dict(unet.config)
+    assert _public(loaded.config) == _public(unet.config)
     original, reloaded = unet.state_dict(), loaded.state_dict()
     assert list(reloaded) == list(original)
     assert all(torch.equal(reloaded[k], original[k]) for k in original)
@@ -226,6 +234,21 @@ def test_trainable_parameters_are_temporal_and_audio_only(unet_golden):
         assert any(kind in n for n in names), kind
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == set(names)
+
+
+def test_gradient_checkpointing_backward_reaches_only_trainable(unet_golden):
+    meta, _ = unet_golden
+    torch.manual_seed(0)
+    model = AudioUNet3DConditionModel(**meta["unet_config"]).train()
+    model.freeze_non_trainable()
+    model.enable_gradient_checkpointing()
+    sample = torch.randn(1, 4, 3, 8, 8)
+    text, audio = torch.randn(1, 3, 77, 32), torch.randn(1, 3, 229, 768)
+    mask = torch.rand(1, 3, 229) > 0.5
+    model(sample, 10, text, audio, audio_attention_mask=mask).sample.square().mean().backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert set(grads) == {n for n, _ in model.trainable_named_parameters()}
+    assert grads["conv_out.conv_temp.weight"].abs().sum() > 0
 
 
 def test_from_pretrained_2d_loads_sd_weights_and_reduces_to_2d(tmp_path):
@@ -247,7 +270,9 @@ def test_from_pretrained_2d_loads_sd_weights_and_reduces_to_2d(tmp_path):
     ).eval()
     unet_2d.save_pretrained(tmp_path / "unet")
     model, info = AudioUNet3DConditionModel.from_pretrained_2d(
-        tmp_path, subfolder="unet", config_overrides={"audio_cross_attention_dim": 16},
+        tmp_path,
+        subfolder="unet",
+        config_overrides={"audio_cross_attention_dim": 16},
         output_loading_info=True,
     )
     state_2d, state_3d = unet_2d.state_dict(), model.state_dict()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
-from avsync_bench.cli import generate, score, sync_score, weights
+from avsync_bench.cli import generate, leaderboard, score, sync_score, weights
 
 app = typer.Typer(
     name="avsync-bench",
@@ -19,6 +19,8 @@ app.command("score")(score.score_command)
 app.command("sync-score")(sync_score.sync_score_command)
 app.add_typer(weights.app, name="weights")
 app.add_typer(generate.app, name="generate")
+app.add_typer(leaderboard.app, name="leaderboard")
+app.command("compare")(leaderboard.compare_command)
 
 
 def main() -> None:

@@ -62,11 +62,14 @@ def _run(adapter, out, dataset, data_root, protocol, seed, limit, classes) -> No
         raise typer.Exit(1)
 
 
-@app.command("static", help=f"""Static baseline: each clip's conditioning frame, repeated.
+@app.command(
+    "static",
+    help=f"""Static baseline: each clip's conditioning frame, repeated.
 
 The conditioning frame (frame 0 of the GT clip) is repeated 12 times, with the clip's audio.
 
-{_OUTPUT_NOTE}""")
+{_OUTPUT_NOTE}""",
+)
 def static_command(
     out: Path = OUT,
     dataset: str = DATASET,
@@ -81,7 +84,9 @@ def static_command(
     _run(StaticAdapter(), out, dataset, data_root, protocol, seed, limit, classes)
 
 
-@app.command("command", help=f"""Run any generator program once per test clip.
+@app.command(
+    "command",
+    help=f"""Run any generator program once per test clip.
 
 For each clip the conditioning frame is written to a temporary PNG ({{image}}, the clip size,
 256x256 on AVSync15) and the clip's 2 s audio to a temporary 16-bit WAV at 16 kHz ({{audio}});
@@ -95,7 +100,8 @@ writes fewer than 12 frames or no readable video, fails that clip with its stder
 
 Example: --cmd 'python my_gen.py --image {{image}} --audio {{audio}} --text {{text}} --out {{out}}'
 
-{_OUTPUT_NOTE}""")
+{_OUTPUT_NOTE}""",
+)
 def command_command(
     cmd: str = typer.Option(
         ..., "--cmd", help="Command template with {image} {audio} {text} {out} {seed} ..."
@@ -122,7 +128,9 @@ def command_command(
     _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
 
 
-@app.command("codi", help=f"""CoDi (Tang et al., NeurIPS 2023), run in its own environment.
+@app.command(
+    "codi",
+    help=f"""CoDi (Tang et al., NeurIPS 2023), run in its own environment.
 
 Starts baselines/codi_driver.py with CoDi's Python (--codi-python) and the CoDi checkout
 (--codi-repo, i-Code/i-Code-V3) on its path, loads the model once (a GPU is expected) and
@@ -132,7 +140,8 @@ conditioning frame, class text and 2 s audio (16 kHz mono). CoDi's --num-frames 
 --protocol rule from t=0, cropped and resized to the clip size; the GT clip's audio is muxed.
 See README, "Baselines", for the environment setup.
 
-{_OUTPUT_NOTE}""")
+{_OUTPUT_NOTE}""",
+)
 def codi_command(
     codi_repo: Path = typer.Option(..., help="CoDi checkout: i-Code/i-Code-V3 (or the clone)."),
     codi_python: Path = typer.Option(..., help="Python of CoDi's environment."),
