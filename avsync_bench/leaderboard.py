@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from avsync_bench import stats
 from avsync_bench.datasets import DATASETS
 from avsync_bench.protocol import ProtocolMode
 from avsync_bench.results import load_results
@@ -257,8 +258,6 @@ def add_entry(
     Raises:
         EntryRefused: a rule is broken (the message names the file and every broken rule).
     """
-    from avsync_bench import stats
-
     json_path = stats.resolve_results_path(results_path)
     try:
         results = load_results(json_path)
@@ -275,13 +274,13 @@ def add_entry(
     if problems:
         raise EntryRefused(f"{json_path} refused:\n  - " + "\n  - ".join(problems))
     ci = None
-    if bootstrap_ci:
+    beside = [json_path.parent / n for n in ("per_clip.csv", stats.FEATURES_FILE)]
+    if bootstrap_ci and any(path.is_file() for path in beside):
         try:
             run = stats.load_run(json_path)
-        except ValueError:
-            run = None
-        if run is not None:
-            ci = stats.bootstrap(run, progress=progress, **(bootstrap_options or {}))
+        except ValueError as exc:
+            raise EntryRefused(f"{json_path} refused:\n  - {exc}") from None
+        ci = stats.bootstrap(run, progress=progress, **(bootstrap_options or {}))
     clock = now or (lambda: dt.datetime.now(dt.timezone.utc))
     entry = dict(results)
     entry["leaderboard"] = {
@@ -291,7 +290,6 @@ def add_entry(
         "seed": seed,
         "who": who,
         "added_utc": clock().isoformat(timespec="seconds"),
-        "source": str(json_path.resolve()),
     }
     entry["bootstrap"] = ci
     _atomic_write(target, json.dumps(entry, indent=2, ensure_ascii=False) + "\n")

@@ -22,8 +22,8 @@ from avsync_bench.cache import FeatureCache, file_sha256
 from avsync_bench.clips import Clip, load_clips, load_generated_clip
 from avsync_bench.datasets import DATASETS, TestVideo, load_split, resolve_root
 from avsync_bench.features import FeatureExtractor, get_extractor
-from avsync_bench.io.media import probe
 from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
+from avsync_bench.io.media import probe
 from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
 from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts
@@ -281,7 +281,9 @@ def _gt_keys(rows, extractors, weights, mode, spec) -> dict[tuple[str, str], str
     return keys
 
 
-def _per_clip_rows(scored, pred_clips: list[Clip], values: dict[str, MetricValue], match) -> list[dict]:
+def _per_clip_rows(
+    scored, pred_clips: list[Clip], values: dict[str, MetricValue], match
+) -> list[dict]:
     rows = []
     for position, (row, clip) in enumerate(zip(scored, pred_clips)):
         out = {

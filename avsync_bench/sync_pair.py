@@ -100,7 +100,11 @@ def sync_pair(
         pairs.append(ref_clip)
     phis = sync.extract(pairs).reshape(-1).astype(np.float64)
     sync.release()
-    out = {"metric": metric, "phi": float(phis[0]), "standin": any(w.standin for w in weights.values())}
+    out = {
+        "metric": metric,
+        "phi": float(phis[0]),
+        "standin": any(w.standin for w in weights.values()),
+    }
     if metric == "score":
         out["value"] = out["phi"]
         return out
@@ -110,7 +114,9 @@ def sync_pair(
     if metric == "alignsync":
         imagebind = ImageBindFeatures(device, batch_size=11)
         imagebind.load(weights)
-        align = float(p_align(imagebind.extract([ref_clip], "gt"), imagebind.extract([clip], "gen"))[0])
+        align = float(
+            p_align(imagebind.extract([ref_clip], "gt"), imagebind.extract([clip], "gen"))[0]
+        )
         imagebind.release()
         out.update(p_align=align, relsync=relsync, value=align * relsync)
     return out

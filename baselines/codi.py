@@ -195,12 +195,15 @@ class CoDiAdapter(Adapter):
             if isinstance(message, dict):
                 return message
 
-    def _stop(self) -> None:
+    def _stop(self, kill: bool = False) -> None:
+        """End the driver: close its stdin (it exits after the current job), or kill it."""
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
                 if proc.stdin:
                     proc.stdin.close()
+                if kill:
+                    proc.kill()
                 proc.wait(timeout=30)
             except (OSError, subprocess.TimeoutExpired):
                 proc.kill()
@@ -266,7 +269,7 @@ class CoDiAdapter(Adapter):
                 if message is None or message.get("id") == job["id"]:
                     break
         except TimeoutError:
-            self._stop()
+            self._stop(kill=True)
             raise AdapterError(
                 f"{name}: CoDi timed out after {self.timeout:g} s (driver restarted for the next clip)"
                 + _suffix(self._stderr_tail())

@@ -32,7 +32,9 @@ def main() -> None:
     spec, mode = DATASETS[args.dataset].spec, ProtocolMode.corrected
     videos = load_split(args.dataset, args.data_root)
     clips = {v.rel: load_test_clips(v.path, spec, mode) for v in videos}
-    rows: dict[str, list[float]] = {k: [] for k in ("GT", "shift 0.5 s", "shift 1.0 s", "swapped", "Static")}
+    rows: dict[str, list[float]] = {
+        k: [] for k in ("GT", "shift 0.5 s", "shift 1.0 s", "swapped", "Static")
+    }
     for k, video in enumerate(videos):
         duration = probe(video.path).av_duration
         other = videos[(k + 1) % len(videos)]
@@ -48,13 +50,21 @@ def main() -> None:
             static = np.repeat(clip.frames[:1], spec.num_frames, axis=0)
             rows["Static"].append(clip_av_align(replace(clip, frames=static)))
     gt = np.array(rows["GT"])
-    print(f"AV-Align on {len(gt)} clips of {len(videos)} videos ({args.dataset}, 12 frames at 6 fps)\n")
+    print(
+        f"AV-Align on {len(gt)} clips of {len(videos)} videos ({args.dataset}, 12 frames at 6 fps)\n"
+    )
     print("| clips | AV-Align mean ± std | median | GT clip scores higher (per clip) |")
     print("|---|---|---|---|")
     for name, values in rows.items():
         values = np.array(values)
-        wins = "—" if name == "GT" else f"{np.mean(gt > values):.0%} (ties {np.mean(gt == values):.0%})"
-        print(f"| {name} | {values.mean():.3f} ± {values.std(ddof=1):.3f} | {np.median(values):.3f} | {wins} |")
+        wins = (
+            "—"
+            if name == "GT"
+            else f"{np.mean(gt > values):.0%} (ties {np.mean(gt == values):.0%})"
+        )
+        print(
+            f"| {name} | {values.mean():.3f} ± {values.std(ddof=1):.3f} | {np.median(values):.3f} | {wins} |"
+        )
 
 
 if __name__ == "__main__":

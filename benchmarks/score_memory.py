@@ -41,7 +41,9 @@ def _subset(data_root: Path, n: int, out: Path) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(video.path)
     (out / "test.txt").write_text("\n".join(v.rel for v in videos) + "\n")
-    (out / "class_mapping.json").write_text(json.dumps({v.class_folder: v.class_text for v in videos}))
+    (out / "class_mapping.json").write_text(
+        json.dumps({v.class_folder: v.class_text for v in videos})
+    )
     return out
 
 
@@ -69,7 +71,9 @@ def main() -> None:
         path = WeightStore(weights).path("imagebind_huge")
         torch.save(rule_imagebind(HUGE_CONFIG, ("vision", "audio", "text")), path)
         WeightStore(weights).register_standin("imagebind_huge")
-        print(f"stand-ins (ImageBind-huge size) written in {time.perf_counter() - start:.0f} s to {weights}")
+        print(
+            f"stand-ins (ImageBind-huge size) written in {time.perf_counter() - start:.0f} s to {weights}"
+        )
     base_rss = _rss_mib()
     root = _subset(args.data_root, args.videos, work / "data")
     run_adapter(StaticAdapter(), work / "preds", data_root=root)

@@ -91,13 +91,18 @@ def test_sync_score_single_pair(tiny_dataset, tmp_path):
     video = str(tiny_dataset / "videos/dog_barking/a.mp4")
     other = str(write_test_video(tmp_path / "other.mp4", 25, 2.5, click_every=0.3))
     weights = str(tmp_path / "w")
-    made = run(["weights", "make-standins", weights, "--names", "imagebind_huge,avsync_classifier"], tmp_path)
+    made = run(
+        ["weights", "make-standins", weights, "--names", "imagebind_huge,avsync_classifier"],
+        tmp_path,
+    )
     assert made.returncode == 0, made.stderr
     base = ["sync-score", "--video", video, "--weights-dir", weights]
     plain = run(base + ["--metric", "score"], tmp_path)
     assert plain.returncode == 0, plain.stderr
     phi = json.loads(plain.stdout)["value"]
-    self_ref = json.loads(run(base + ["--metric", "relsync", "--ref-video", video], tmp_path).stdout)
+    self_ref = json.loads(
+        run(base + ["--metric", "relsync", "--ref-video", video], tmp_path).stdout
+    )
     assert self_ref["value"] == 0.5 and self_ref["phi"] == phi == self_ref["phi_ref"]
     swapped = json.loads(run(base + ["--metric", "relsync", "--ref-audio", other], tmp_path).stdout)
     assert 0 < swapped["value"] < 1 and swapped["phi_ref"] != phi

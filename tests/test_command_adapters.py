@@ -213,9 +213,8 @@ def test_failing_command_is_reported_per_clip_and_the_run_resumes(
     assert sorted(manifest["failed"]) == [f"hammering/b_clip-0{i}.mp4" for i in range(3)]
     assert manifest["written"] == 3
 
-    again = cli(base + ["--cmd", template(generator)], tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert "3 written, 3 already present, 0 failed" in " ".join(again.stderr.split())
+    again = run_adapter(CommandAdapter(template(generator)), preds, data_root=tiny_dataset)
+    assert len(again.written) == 3 and len(again.skipped) == 3 and not again.failed
     assert not check_predictions(preds, videos_of(tiny_dataset), SPEC).problems
 
 
@@ -239,6 +238,7 @@ FAKE_CODI = r'''
 """Stand-in for CoDi's core/models/model_module_infer.py: logs every call, returns grey frames."""
 import json
 import os
+import time
 
 import numpy as np
 import torch
@@ -277,6 +277,10 @@ class model_module:
               "conditions": described, "n_samples": n_samples, "image_size": image_size,
               "ddim_steps": ddim_steps, "scale": scale, "num_frames": num_frames,
               "noise": float(torch.rand(1))})
+        hang = os.environ.get("FAKE_CODI_HANG_ONCE")
+        if hang and not os.path.exists(hang):
+            open(hang, "w").close()
+            time.sleep(120)
         fail = os.environ.get("FAKE_CODI_FAIL_TEXT")
         if fail and fail in str(described.get("text")):
             raise ValueError("fake: no video for " + described["text"])
@@ -366,6 +370,15 @@ def test_codi_load_failure_fails_every_clip_without_retrying(
     assert len(codi_log(fake_codi)) == 1
 
 
+def test_codi_timeout_kills_and_restarts_the_driver(tiny_dataset, fake_codi, tmp_path, monkeypatch):
+    monkeypatch.setenv("FAKE_CODI_HANG_ONCE", str(tmp_path / "hung"))
+    adapter = CoDiAdapter(fake_codi, sys.executable, timeout=2)
+    report = run_adapter(adapter, tmp_path / "preds", data_root=tiny_dataset, limit=1)
+    assert list(report.failed) == ["dog_barking/a_clip-00.mp4"] and len(report.written) == 2
+    assert "CoDi timed out after 2 s" in report.failed["dog_barking/a_clip-00.mp4"]
+    assert len([e for e in codi_log(fake_codi) if e["event"] == "init"]) == 2
+
+
 def test_codi_settings_are_checked(fake_codi, tmp_path):
     with pytest.raises(ValueError, match="not a CoDi checkout"):
         CoDiAdapter(tmp_path / "nowhere", sys.executable)
@@ -406,3 +419,17 @@ def test_codi_driver_runs_a_job_file(fake_codi, tmp_path):
         stream = container.streams.video[0]
         assert stream.average_rate == 6 and (stream.height, stream.width) == (128, 128)
         assert not container.streams.audio
+
+
+def test_generate_help_explains_each_adapter():
+    from typer.testing import CliRunner
+
+    from avsync_bench.cli import app
+
+    for command, words in (
+        ("command", ["{image}", "{audio}", "{text}", "{out}", "--keep-audio", "12 frames"]),
+        ("codi", ["--codi-repo", "--codi-python", "--num-frames", "generation.json"]),
+    ):
+        result = CliRunner().invoke(app, ["generate", command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        assert all(word in result.output for word in words), (command, result.output)

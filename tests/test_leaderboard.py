@@ -94,7 +94,7 @@ def test_add_refuses_standin_partial_and_incomplete_runs(root, runs, tmp_path, c
     assert result.exit_code == 1
     output = " ".join(result.output.split())
     assert f"{bad / 'results.json'} refused" in output and reason in output
-    assert not list((root / "results").glob("*.json")) if (root / "results").exists() else True
+    assert not list((root / "results").glob("*.json"))
 
 
 def test_add_refuses_weights_or_protocol_differing_from_the_table(root, runs, tmp_path):
@@ -104,7 +104,10 @@ def test_add_refuses_weights_or_protocol_differing_from_the_table(root, runs, tm
     result = add(root, other, "Second", "--no-bootstrap")
     output = " ".join(result.output.split())
     assert result.exit_code == 1
-    assert "weights differ from the table's existing entries: fid_inception sha256 000000000000…" in output
+    assert (
+        "weights differ from the table's existing entries: fid_inception sha256 000000000000…"
+        in output
+    )
     assert "in avsync15-official-First.json" in output
     assert "extractor i3d version 2 here, 1" in output and "dtype bf16 here, fp32" in output
     assert not (root / "results" / "avsync15-official-Second.json").exists()
@@ -181,8 +184,17 @@ def test_compare_command_prints_the_paired_table(runs, tmp_path):
     out = tmp_path / "compare.json"
     result = CliRunner().invoke(
         app,
-        ["compare", str(runs["good"]), str(runs["worse"] / "results.json"),
-         "--frechet-resamples", "20", "--resamples", "200", "--json", str(out)],  # fmt: skip
+        [
+            "compare",
+            str(runs["good"]),
+            str(runs["worse"] / "results.json"),
+            "--frechet-resamples",
+            "20",
+            "--resamples",
+            "200",
+            "--json",
+            str(out),
+        ],  # fmt: skip
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output

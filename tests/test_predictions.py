@@ -103,7 +103,8 @@ def test_generated_clips_of_any_size_and_fps_are_read(tiny_dataset, static_preds
     odd = write_test_video(tmp_path / "odd.mp4", 25, 2.0, size=(120, 200), sample_rate=22050)
     shutil.copy(odd, preds / "dog_barking/a_clip-00.mp4")
     run = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None), tiny_extractors()
+        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None),
+        tiny_extractors(),
     )
     row = run.per_clip[0]
     assert row["clip"] == "dog_barking/a_clip-00.mp4"

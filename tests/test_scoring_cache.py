@@ -27,7 +27,9 @@ def _values(run):
 def test_second_predictions_folder_recomputes_nothing_on_the_gt_side(
     tiny_dataset, preds, tmp_path, monkeypatch
 ):
-    options = ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=tmp_path / "cache")
+    options = ScoreOptions(
+        preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=tmp_path / "cache"
+    )
     first = score(options, tiny_extractors())
     assert first.results["cache"] == {"hits": 0, "misses": 12}
     decoded = []
@@ -48,7 +50,9 @@ def test_second_predictions_folder_recomputes_nothing_on_the_gt_side(
 def test_interrupted_cache_write_leaves_no_entry_and_the_next_run_resumes(
     tiny_dataset, preds, tmp_path, monkeypatch
 ):
-    options = ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=tmp_path / "cache")
+    options = ScoreOptions(
+        preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=tmp_path / "cache"
+    )
     calls = {"n": 0}
     real_save = np.save
 
@@ -70,17 +74,21 @@ def test_interrupted_cache_write_leaves_no_entry_and_the_next_run_resumes(
     resumed = score(options, tiny_extractors())
     assert resumed.results["cache"]["hits"] == 3
     fresh = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None), tiny_extractors()
+        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None),
+        tiny_extractors(),
     )
     assert _values(resumed) == pytest.approx(_values(fresh), rel=1e-6)
 
 
 def test_batch_size_and_workers_do_not_change_values(tiny_dataset, preds):
     base = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None), tiny_extractors(1)
+        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None),
+        tiny_extractors(1),
     )
     other = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None, workers=2),
+        ScoreOptions(
+            preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None, workers=2
+        ),
         tiny_extractors(batch_size=6),
     )
     for key, value in _values(base).items():

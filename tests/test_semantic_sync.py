@@ -98,7 +98,9 @@ def test_gt_against_itself_gives_exactly_one_half(gt_clips, standins):
     assert (values["relsync"].per_clip == 0.5).all()
     static = [replace(c, frames=np.repeat(c.frames[:1], 12, axis=0)) for c in clips]
     values, _ = _features(clips, static, texts, standins, batch_size=1)
-    assert (values["relsync"].per_clip_extra["phi_gt"] != values["relsync"].per_clip_extra["phi_gen"]).any()
+    assert (
+        values["relsync"].per_clip_extra["phi_gt"] != values["relsync"].per_clip_extra["phi_gen"]
+    ).any()
     np.testing.assert_array_equal(values["alignsync"].per_clip_extra["p_align"], 0.5)
     assert (values["alignsync"].per_clip <= values["relsync"].per_clip).all()
 
@@ -115,7 +117,9 @@ def test_order_and_batch_size_change_nothing(gt_clips, standins):
         assert (base["alignsync"].per_clip <= base["relsync"].per_clip).all()
 
 
-def test_score_with_every_metric_workers_batch_and_the_audio_check(tiny_dataset, standins, tmp_path):
+def test_score_with_every_metric_workers_batch_and_the_audio_check(
+    tiny_dataset, standins, tmp_path
+):
     from avsync_bench.io.media import write_clip
     from avsync_bench.scoring import ScoreOptions, score
     from baselines.runner import run_adapter
@@ -135,7 +139,9 @@ def test_score_with_every_metric_workers_batch_and_the_audio_check(tiny_dataset,
     assert one.results["standin"] and one.results["audio_check"]["flagged"] == []
     assert one.results["audio_check"]["min_correlation"] > 0.9
     # Mux a window 0.25 s off (clicks fall between the right ones) into one file: flagged.
-    clips = load_test_clips(load_split("avsync15", tiny_dataset)[1].path, ClipSpec(), ProtocolMode.official)
+    clips = load_test_clips(
+        load_split("avsync15", tiny_dataset)[1].path, ClipSpec(), ProtocolMode.official
+    )
     target = preds / "dog_barking/a_clip-00.mp4"
     frames = np.repeat(clips[0].frames[:1], 12, axis=0)
     write_clip(target, frames, 6, np.roll(clips[0].audio[:, :32000], 4000, axis=1), 16000)

@@ -155,6 +155,24 @@ def test_weighted_stats_equal_stats_of_the_repeated_set(shape):
     np.testing.assert_allclose(cov, ref_cov, rtol=1e-10, atol=1e-12)
 
 
+def test_cholesky_route_equals_the_reference_frechet_distance():
+    from avsync_bench.metrics.frechet import frechet_from_stats
+
+    rng = np.random.default_rng(5)
+    for n, d in ((400, 64), (30, 64)):  # positive definite; rank-deficient (the fallback)
+        x = rng.standard_normal((n, d)) @ rng.standard_normal((d, d))
+        y = rng.standard_normal((n, d)) * 1.3 + 0.2
+        stats_x, stats_y = gaussian_stats(x), gaussian_stats(y)
+        reference = frechet_from_stats(*stats_x, *stats_y)
+        assert stats.frechet_cholesky(*stats_x, *stats_y) == pytest.approx(reference, rel=1e-9)
+        scale = np.trace(stats_x[1])  # d(x, x) = 0 up to rounding (1e-4 when rank-deficient)
+        self_distance = stats.frechet_cholesky(*stats_x, *stats_x)
+        assert self_distance == pytest.approx(
+            frechet_from_stats(*stats_x, *stats_x), abs=1e-9 * scale
+        )
+        assert abs(self_distance) < 1e-7 * scale
+
+
 def test_features_npz_holds_per_clip_features_in_per_clip_order(run20):
     with np.load(run20 / FEATURES_FILE, allow_pickle=False) as data:
         assert data["fid_gt"].shape == (60, 11, 8) and data["fvd_gen"].shape == (60, 8)
@@ -184,7 +202,9 @@ def test_ci_contains_the_point_value_and_narrows_with_more_clips(boot20, tmp_pat
 def test_small_sets_carry_the_distribution_metrics_warning(boot20):
     assert boot20["n_clips"] == 60 < SMALL_SET_CLIPS
     for key in ("fid", "fvd"):
-        assert any(f"below {SMALL_SET_CLIPS} clips" in w for w in boot20["metrics"][key]["warnings"])
+        assert any(
+            f"below {SMALL_SET_CLIPS} clips" in w for w in boot20["metrics"][key]["warnings"]
+        )
     assert not boot20["metrics"]["ia"]["warnings"]
 
 
@@ -237,7 +257,9 @@ def test_compare_pairs_clips_by_name_not_by_row_order(run20, tmp_path):
         writer.writerows(rows[i] for i in order)
     result = stats.compare(run20, shuffled, n_frechet=10)
     for row in result["metrics"].values():
-        assert row["low"] == pytest.approx(0, abs=1e-9) and row["high"] == pytest.approx(0, abs=1e-9)
+        assert row["low"] == pytest.approx(0, abs=1e-9) and row["high"] == pytest.approx(
+            0, abs=1e-9
+        )
     # the same resamples whatever the row order (sums differ only by rounding)
     mine, ref = stats.bootstrap(shuffled, n_frechet=10), stats.bootstrap(run20, n_frechet=10)
     for key, row in ref["metrics"].items():

@@ -30,7 +30,9 @@ def sync_score_command(
     from avsync_bench.sync_pair import sync_pair
 
     with exit_on_error():
-        result = sync_pair(video, audio, ref_video, ref_audio, metric, protocol, weights_dir, device)
+        result = sync_pair(
+            video, audio, ref_video, ref_audio, metric, protocol, weights_dir, device
+        )
     print(json.dumps(result))
     if result["standin"]:
         console.print("[yellow]warning:[/] stand-in weights: not a real score")

@@ -19,7 +19,14 @@ def _registry() -> dict[str, type[FeatureExtractor]]:
     from avsync_bench.features.mel import MelFeatures
     from avsync_bench.features.sync import SyncFeatures
 
-    classes = (InceptionFeatures, I3DFeatures, ImageBindFeatures, SyncFeatures, AVAlignFeatures, MelFeatures)
+    classes = (
+        InceptionFeatures,
+        I3DFeatures,
+        ImageBindFeatures,
+        SyncFeatures,
+        AVAlignFeatures,
+        MelFeatures,
+    )
     return {cls.name: cls for cls in classes}
 
 

@@ -44,7 +44,9 @@ class FeatureExtractor(ABC):
 
     def shape(self, side: str) -> tuple[int, ...]:
         """Per-clip feature shape on ``side``."""
-        return self.feature_shape[side] if isinstance(self.feature_shape, dict) else self.feature_shape
+        return (
+            self.feature_shape[side] if isinstance(self.feature_shape, dict) else self.feature_shape
+        )
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """(len(texts), D) float32 text embeddings (only for ``uses_text`` extractors)."""

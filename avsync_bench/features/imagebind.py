@@ -47,7 +47,9 @@ class ImageBindFeatures(FeatureExtractor):
     def __init__(self, device="cpu", batch_size: int = 16, dtype: torch.dtype = torch.float32):
         super().__init__(device, batch_size)
         if dtype != torch.float32 and self.device.type != "cuda":
-            raise ValueError(f"--dtype {dtype} is for GPUs; ImageBind on {self.device} runs in float32")
+            raise ValueError(
+                f"--dtype {dtype} is for GPUs; ImageBind on {self.device} runs in float32"
+            )
         self.dtype = dtype
 
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:

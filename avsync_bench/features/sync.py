@@ -64,7 +64,10 @@ def write_standin(folder: Path) -> None:
 
     modules = {
         "audio_encoder": (AudioConv2DNet(), {"_class_name": "AudioConv2DNet", "pretrained": True}),
-        "video_encoder": (VideoR2Plus1DNet(), {"_class_name": "VideoR2Plus1DNet", "pretrained": True}),
+        "video_encoder": (
+            VideoR2Plus1DNet(),
+            {"_class_name": "VideoR2Plus1DNet", "pretrained": True},
+        ),
         "head": (FCHead(), None),
     }
     for name, (module, config) in modules.items():

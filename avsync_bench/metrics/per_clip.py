@@ -99,7 +99,9 @@ def p_align_from_cosines(a0: np.ndarray, a: np.ndarray) -> np.ndarray:
     return expit(np.asarray(a, np.float64) - a0[:, None]).mean(axis=1)
 
 
-def alignsync(gt: np.ndarray, gen: np.ndarray, phi_gt: np.ndarray, phi_gen: np.ndarray) -> MetricValue:
+def alignsync(
+    gt: np.ndarray, gen: np.ndarray, phi_gt: np.ndarray, phi_gen: np.ndarray
+) -> MetricValue:
     """AlignSync per clip = P_align · RelSync (≤ RelSync)."""
     align = p_align(gt, gen)
     return per_clip_value(align * relsync_values(phi_gt, phi_gen), {"p_align": align})

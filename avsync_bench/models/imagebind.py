@@ -97,7 +97,9 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_imagebind(path: str | Path, modalities: Iterable[str], config: dict | None = None) -> nn.Module:
+def load_imagebind(
+    path: str | Path, modalities: Iterable[str], config: dict | None = None
+) -> nn.Module:
     """Build ImageBind with ``modalities`` and load them from ``imagebind_huge.pth`` (eval mode).
 
     The checkpoint's other modalities are ignored. ``weights_only=True``.
@@ -113,7 +115,9 @@ def load_imagebind(path: str | Path, modalities: Iterable[str], config: dict | N
     subset = {k: v for k, v in state.items() if k in wanted}
     missing = sorted(wanted - set(subset))
     if missing:
-        raise RuntimeError(f"{path}: not an ImageBind checkpoint for {modalities}; missing {missing[:5]}…")
+        raise RuntimeError(
+            f"{path}: not an ImageBind checkpoint for {modalities}; missing {missing[:5]}…"
+        )
     try:
         model.load_state_dict(subset, strict=True, assign=True)
     except RuntimeError as exc:
