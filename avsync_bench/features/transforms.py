@@ -12,7 +12,16 @@ import torch
 
 import avsync_bench  # noqa: F401
 
-__all__ = ["to_float", "squash_resize", "fid_inputs", "fvd_inputs", "clip_normalise"]
+__all__ = [
+    "CLIP_MEAN",
+    "CLIP_STD",
+    "to_float",
+    "squash_resize",
+    "fid_inputs",
+    "fvd_inputs",
+    "clip_normalise",
+    "clip_normalise_images",
+]
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -44,10 +53,15 @@ def fvd_inputs(clips: np.ndarray) -> torch.Tensor:
     return images.reshape(b, t, 3, 224, 224).permute(0, 2, 1, 3, 4).contiguous()
 
 
+def clip_normalise_images(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) float in [0, 1] → (N, 3, 224, 224) float32: squashed to 224 (bicubic,
+    antialias) and normalised with the CLIP mean/std (ImageBind vision and sync-classifier
+    input, §2; ``golden/README.md`` §2.2)."""
+    from torchvision.transforms import functional as TF
+
+    return TF.normalize(squash_resize(images, 224), mean=list(CLIP_MEAN), std=list(CLIP_STD))
+
+
 def clip_normalise(frames: np.ndarray) -> torch.Tensor:
-    """ImageBind vision / sync-classifier input (§2): (N, H, W, 3) uint8 → (N, 3, 224, 224),
-    squashed to 224 and normalised with the CLIP mean/std."""
-    images = squash_resize(to_float(frames), 224)
-    mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-    return (images - mean) / std
+    """:func:`clip_normalise_images` of (N, H, W, 3) uint8 frames."""
+    return clip_normalise_images(to_float(frames))

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import avsync_bench  # noqa: F401  (_compat; already run, as this module is in the package)
+from avsync_bench.features.transforms import CLIP_MEAN, CLIP_STD, clip_normalise_images
 
 __all__ = [
     "CLIP_MEAN",
@@ -31,8 +32,6 @@ __all__ = [
     "nearest_pts_indices",
 ]
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 SYNC_IMAGE_SIZE = 224
 #: The classifier data loader shifts each clip's first frame time by +1e-4 s and its audio end
 #: by -1e-4 s ("avoid endpoint rounding error" in the official ``avsync/data.py``).
@@ -69,9 +68,6 @@ def classifier_eval_frames(frames: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, T, 224, 224) float32, contiguous, values roughly in [-1.8, 2.2].
     """
-    from torchvision.transforms import InterpolationMode
-    from torchvision.transforms import functional as TF
-
     frames = _as_float(frames)
     if frames.ndim != 5 or frames.shape[1] != 3:
         raise ValueError(
@@ -80,8 +76,7 @@ def classifier_eval_frames(frames: torch.Tensor) -> torch.Tensor:
     b, c, t, h, w = frames.shape
     images = frames.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)
     size = [SYNC_IMAGE_SIZE, SYNC_IMAGE_SIZE]
-    images = TF.resize(images, size, InterpolationMode.BICUBIC, antialias=True)
-    images = _normalise(TF.center_crop(images, size))
+    images = clip_normalise_images(images)
     return images.reshape(b, t, c, *size).permute(0, 2, 1, 3, 4).contiguous()
 
 
