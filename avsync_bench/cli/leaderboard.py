@@ -68,7 +68,9 @@ def add_command(
             )
     entry = json.loads(path.read_text(encoding="utf-8"))
     note = "with bootstrap intervals" if entry.get("bootstrap") else "without intervals"
-    console.print(f"added {path} ({note}); now run `avsync-bench leaderboard build`")
+    console.print(
+        f"added {path} ({note}); now run `avsync-bench leaderboard build`", soft_wrap=True
+    )
 
 
 @app.command("build")
@@ -78,15 +80,19 @@ def build_command(
         False, "--check", help="Write nothing; exit 1 if LEADERBOARD.md is stale."
     ),
 ) -> None:
-    """Regenerate <root>/LEADERBOARD.md from results/*.json and reported.json (deterministic:
-    same inputs, same bytes). Invalid files in results/ are listed with their reasons."""
+    """Regenerate <root>/LEADERBOARD.md from results/*.json and reported.json.
+
+    Deterministic (same inputs, same bytes; no timestamps). Invalid files in results/ are listed
+    in the file and here with their reasons. --check writes nothing and exits 1 when stale.
+    """
     with exit_on_error():
         data = board.scan(root)
         if check:
             if board.is_stale(root):
                 console.print(
                     f"[bold red]error:[/] {root / board.OUTPUT_FILE} is stale; run "
-                    f"`avsync-bench leaderboard build --root {root}`"
+                    f"`avsync-bench leaderboard build --root {root}`",
+                    soft_wrap=True,
                 )
                 raise typer.Exit(1)
             console.print(f"{root / board.OUTPUT_FILE} is up to date")
@@ -94,7 +100,9 @@ def build_command(
             path = board.build(root)
             console.print(f"wrote {path} ({len(data.entries)} computed entries)")
     for name, reasons in sorted(data.refused.items()):
-        console.print(f"[yellow]refused:[/] {name}: {'; '.join(reasons)}", highlight=False)
+        console.print(
+            f"[yellow]refused:[/] {name}: {'; '.join(reasons)}", highlight=False, soft_wrap=True
+        )
 
 
 def _fmt(value, key: str, scale: float, signed: bool = False) -> str:
@@ -174,9 +182,9 @@ def compare_command(
     out.print(compare_table(result))
     for row in result["metrics"].values():
         for warning in row["warnings"]:
-            out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+            out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for warning in result["warnings"]:
-        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     for side in ("a", "b"):
         if result[f"only_in_{side}"]:
             names = ", ".join(result[f"only_in_{side}"])

@@ -76,6 +76,6 @@ def score_command(
         with progress_bars() as progress:
             run = score(options, progress=progress)
         target = out or Path(f"{str(preds).rstrip('/')}.scores") / protocol.value
-        json_path, csv_path = write_results(run.results, run.per_clip, target)
+        json_path, csv_path = write_results(run.results, run.per_clip, target, run.features)
     print_results(run.results, Console())
     console.print(f"wrote {json_path} and {csv_path}")
