@@ -12,7 +12,8 @@ from avsync_bench.protocol import ProtocolMode
 
 app = typer.Typer(
     help="Generate a baseline's predictions for a dataset's test clips: static (frame 0 repeated), "
-    "command (any program run once per clip), codi (CoDi in its own environment).",
+    "command (any program run once per clip), codi (CoDi in its own environment), aadiff "
+    "(training-free on SD-1.5), avsyncd (the reference model), i2vd (it without audio).",
     no_args_is_help=True,
 )
 
@@ -189,5 +190,168 @@ def codi_command(
             conditions=[c.strip() for c in conditions.split(",") if c.strip()],
             fp16=fp16,
             timeout=timeout,
+        )
+    _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
+
+
+def _avsyncd_run(adapter_cls, checkpoint, sd15, imagebind, text_encodings, tiny_random,
+                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes):  # fmt: skip
+    from avsync_bench.cli.animate import build_pipeline
+
+    with exit_on_error():
+        pipe, table, description = build_pipeline(
+            checkpoint, sd15, imagebind, tiny_random, text_encodings
+        )
+        adapter = adapter_cls(
+            pipe,
+            text_embeddings=table,
+            audio_guidance=audio_guidance,
+            num_inference_steps=steps,
+            description=description,
+        )
+    _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
+
+
+_AVSYNCD_NOTE = (
+    "Model: the released checkpoint (--checkpoint checkpoint-N, --sd15, --imagebind; class "
+    "texts from --text-encodings, else the SD-1.5 text encoder) or --tiny-random (a tiny "
+    "random-weight model for plumbing tests). Runs in-process (GPU when available), fp32, PNDM."
+)
+
+
+@app.command(
+    "avsyncd",
+    help=f"""AVSyncD, the reference audio-conditioned animation model (in-process).
+
+Each clip's conditioning frame, 2 s audio and class text go through AVSyncDPipeline with audio
+classifier-free guidance (--audio-guidance) and a generator reseeded per clip with --seed.
+{_AVSYNCD_NOTE}
+
+{_OUTPUT_NOTE}""",
+)
+def avsyncd_command(
+    checkpoint: Path | None = typer.Option(None, help="Official checkpoint-N folder."),
+    sd15: Path | None = typer.Option(None, help="SD-1.5 diffusers folder."),
+    imagebind: Path | None = typer.Option(None, help="imagebind_huge.pth."),
+    text_encodings: Path | None = typer.Option(
+        None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
+    ),
+    tiny_random: bool = typer.Option(False, help="Tiny random-weight model (no weights needed)."),
+    audio_guidance: float = typer.Option(4.0, help="Audio guidance η (official 4.0)."),
+    steps: int = typer.Option(50, help="PNDM steps (official 50)."),
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Generator seed of every clip (official evaluation: 0)."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
+    from baselines.avsyncd import AVSyncDAdapter
+
+    _avsyncd_run(AVSyncDAdapter, checkpoint, sd15, imagebind, text_encodings, tiny_random,
+                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes)  # fmt: skip
+
+
+@app.command(
+    "i2vd",
+    help=f"""I2VD: AVSyncD without audio (the paper's image-to-video ablation).
+
+Same model and options as `generate avsyncd`, but the audio tokens are those of an all-zero
+normalised mel (null audio) and there is no audio guidance. {_AVSYNCD_NOTE}
+
+{_OUTPUT_NOTE}""",
+)
+def i2vd_command(
+    checkpoint: Path | None = typer.Option(None, help="Official checkpoint-N folder."),
+    sd15: Path | None = typer.Option(None, help="SD-1.5 diffusers folder."),
+    imagebind: Path | None = typer.Option(None, help="imagebind_huge.pth."),
+    text_encodings: Path | None = typer.Option(
+        None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
+    ),
+    tiny_random: bool = typer.Option(False, help="Tiny random-weight model (no weights needed)."),
+    steps: int = typer.Option(50, help="PNDM steps (official 50)."),
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Generator seed of every clip."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
+    from baselines.avsyncd import I2VDAdapter
+
+    _avsyncd_run(I2VDAdapter, checkpoint, sd15, imagebind, text_encodings, tiny_random,
+                 1.0, steps, out, dataset, data_root, protocol, seed, limit, classes)  # fmt: skip
+
+
+@app.command(
+    "aadiff",
+    help=f"""AADiff (Lee et al., CVPR 2023 workshop), reimplemented on Stable Diffusion 1.5.
+
+Training-free image animation (I+T+A): the conditioning frame is encoded with the VAE, noised to
+--strength (SDEdit) from one shared seed and denoised once per frame (12 frames); in every
+cross-attention layer the softmax attention of the class text's sound-source tokens is multiplied
+by 1 + gain * a_f, a_f the frame's audio RMS (1/6 s windows, centred moving average over
+--smooth-window frames, normalised by the clip's maximum). Frame 0 is the conditioning frame's
+VAE round trip. See README, "Baselines", "AADiff", for every choice.
+
+Weights: --sd15 DIR (a diffusers Stable Diffusion 1.5 folder), else stable_diffusion_v1_5 from
+the weights store; --tiny-random builds a tiny random SD for CPU smoke runs (no download).
+
+{_OUTPUT_NOTE}""",
+)
+def aadiff_command(
+    sd15: Path | None = typer.Option(
+        None, "--sd15", help="Stable Diffusion 1.5 diffusers folder (default: weights store)."
+    ),
+    weights_dir: Path | None = typer.Option(None, help="Weights store (default: the user's)."),
+    tiny_random: bool = typer.Option(
+        False, "--tiny-random", help="Tiny random-weight SD (tests / CPU smoke runs)."
+    ),
+    strength: float = typer.Option(0.6, help="SDEdit strength: fraction of the steps run."),
+    steps: int = typer.Option(50, help="DDIM steps of the full schedule."),
+    guidance: float = typer.Option(7.5, help="Classifier-free guidance scale."),
+    gain: float = typer.Option(2.0, help="Loudest frame's attention scale minus 1."),
+    smooth_window: int = typer.Option(3, help="Amplitude moving-average window (odd, frames)."),
+    size: int | None = typer.Option(
+        None, help="Short side of the generation size (default 512; 64 with --tiny-random)."
+    ),
+    device: str | None = typer.Option(None, help="torch device (default: cuda if available)."),
+    fp16: bool = typer.Option(False, help="Half precision (CUDA only)."),
+    out: Path = OUT,
+    dataset: str = DATASET,
+    data_root: Path | None = DATA_ROOT,
+    protocol: ProtocolMode = PROTOCOL,
+    seed: int = typer.Option(0, help="Seed of the shared initial noise (same for every clip)."),
+    limit: int | None = LIMIT,
+    classes: str | None = CLASSES,
+) -> None:
+    import torch
+
+    from baselines.aadiff import AADiffAdapter, build_tiny_sd, load_sd15
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with exit_on_error():
+        if tiny_random:
+            model = build_tiny_sd()
+            for module in (model.unet, model.vae, model.text_encoder):
+                module.to(device)
+        else:
+            if sd15 is None:
+                from avsync_bench.weights.store import WeightStore
+
+                sd15 = WeightStore(weights_dir).resolve("stable_diffusion_v1_5").path
+            dtype = torch.float16 if fp16 and device.startswith("cuda") else torch.float32
+            model = load_sd15(sd15, device=device, dtype=dtype)
+        adapter = AADiffAdapter(
+            model,
+            strength=strength,
+            steps=steps,
+            guidance=guidance,
+            gain=gain,
+            smooth_window=smooth_window,
+            size=size or (64 if tiny_random else 512),
+            device=device,
         )
     _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
