@@ -310,7 +310,7 @@ def _per_clip_rows(
 def _results(options, mode, root, videos, report: PredictionReport, metric_defs: list[MetricDef],
              values, weights, extractors, cache) -> dict:  # fmt: skip
     weights_info = {name: w.provenance() for name, w in weights.items()}
-    injected = sorted(n for n, e in extractors.items() if not set(e.weight_names) & set(weights))
+    injected = sorted(n for n, e in extractors.items() if e.injected)
     metrics = {}
     for metric in metric_defs:
         value = values[metric.key]

@@ -109,3 +109,20 @@ def test_cache_key_changes_with_every_input():
                          ("extractor_version", "2"), ("weight_sha256s", {"w": "y"}),
                          ("spec", ClipSpec(128, 256))]:  # fmt: skip
         assert FeatureCache.key(**{**base, field: value}) != key, field
+
+
+def test_weight_free_extractors_do_not_mark_a_run_as_standin(tiny_dataset, preds, tmp_path):
+    from avsync_bench.weights.standins import make_standins
+
+    make_standins(tmp_path / "w", ["i3d_torchscript"])
+    store = tmp_path / "w" / "standins.json"
+    store.unlink()  # the same file, now treated as a real (pinned) weight file
+    options = ScoreOptions(
+        preds=preds,
+        data_root=tiny_dataset,
+        metrics="fvd,av_align",
+        weights_dir=tmp_path / "w",
+        cache_dir=None,
+    )
+    run = score(options)
+    assert run.results["standin"] is False and run.results["injected_extractors"] == []

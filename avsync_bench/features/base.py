@@ -63,6 +63,11 @@ class FeatureExtractor(ABC):
             self.model = self.build(self.weights).eval().to(self.device)
             self._built = True
 
+    @property
+    def injected(self) -> bool:
+        """True when the network was given by the caller (not built from registered weights)."""
+        return self.model is not None and not self._built
+
     def release(self) -> None:
         """Free a network built by :meth:`load` (call before loading the next extractor)."""
         if self._built:
