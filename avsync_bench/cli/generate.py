@@ -219,6 +219,17 @@ _AVSYNCD_NOTE = (
 )
 
 
+# Model options shared by `avsyncd` and `i2vd`.
+CHECKPOINT = typer.Option(None, help="Official checkpoint-N folder.")
+SD15 = typer.Option(None, help="SD-1.5 diffusers folder.")
+IMAGEBIND = typer.Option(None, help="imagebind_huge.pth.")
+TEXT_ENCODINGS = typer.Option(
+    None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
+)
+TINY_RANDOM = typer.Option(False, help="Tiny random-weight model (no weights needed).")
+PNDM_STEPS = typer.Option(50, help="PNDM steps (official 50).")
+
+
 @app.command(
     "avsyncd",
     help=f"""AVSyncD, the reference audio-conditioned animation model (in-process).
@@ -230,15 +241,13 @@ classifier-free guidance (--audio-guidance) and a generator reseeded per clip wi
 {_OUTPUT_NOTE}""",
 )
 def avsyncd_command(
-    checkpoint: Path | None = typer.Option(None, help="Official checkpoint-N folder."),
-    sd15: Path | None = typer.Option(None, help="SD-1.5 diffusers folder."),
-    imagebind: Path | None = typer.Option(None, help="imagebind_huge.pth."),
-    text_encodings: Path | None = typer.Option(
-        None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
-    ),
-    tiny_random: bool = typer.Option(False, help="Tiny random-weight model (no weights needed)."),
+    checkpoint: Path | None = CHECKPOINT,
+    sd15: Path | None = SD15,
+    imagebind: Path | None = IMAGEBIND,
+    text_encodings: Path | None = TEXT_ENCODINGS,
+    tiny_random: bool = TINY_RANDOM,
     audio_guidance: float = typer.Option(4.0, help="Audio guidance η (official 4.0)."),
-    steps: int = typer.Option(50, help="PNDM steps (official 50)."),
+    steps: int = PNDM_STEPS,
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
@@ -263,14 +272,12 @@ normalised mel (null audio) and there is no audio guidance. {_AVSYNCD_NOTE}
 {_OUTPUT_NOTE}""",
 )
 def i2vd_command(
-    checkpoint: Path | None = typer.Option(None, help="Official checkpoint-N folder."),
-    sd15: Path | None = typer.Option(None, help="SD-1.5 diffusers folder."),
-    imagebind: Path | None = typer.Option(None, help="imagebind_huge.pth."),
-    text_encodings: Path | None = typer.Option(
-        None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
-    ),
-    tiny_random: bool = typer.Option(False, help="Tiny random-weight model (no weights needed)."),
-    steps: int = typer.Option(50, help="PNDM steps (official 50)."),
+    checkpoint: Path | None = CHECKPOINT,
+    sd15: Path | None = SD15,
+    imagebind: Path | None = IMAGEBIND,
+    text_encodings: Path | None = TEXT_ENCODINGS,
+    tiny_random: bool = TINY_RANDOM,
+    steps: int = PNDM_STEPS,
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
