@@ -59,6 +59,35 @@ def _lookup(table: dict[str, tuple[bool, bool]], name: str) -> tuple[bool, bool]
     return table[key]
 
 
+def _transformers(
+    num_layers: int,
+    channels: int,
+    num_attention_heads: int,
+    groups: int,
+    cross_attention_dim: int | None,
+    audio_cross_attention_dim: int | None,
+    use_linear_projection: bool,
+    upcast_attention: bool,
+    only_cross_attention: bool = False,
+) -> nn.ModuleList:
+    """``num_layers`` spatio-audio-temporal transformers at width ``channels`` (head width
+    ``channels / num_attention_heads``), as every attention block of the UNet builds them."""
+    return nn.ModuleList(
+        SpatioAudioTempTransformer3D(
+            num_attention_heads,
+            channels // num_attention_heads,
+            in_channels=channels,
+            norm_num_groups=groups,
+            cross_attention_dim=cross_attention_dim,
+            audio_cross_attention_dim=audio_cross_attention_dim,
+            use_linear_projection=use_linear_projection,
+            only_cross_attention=only_cross_attention,
+            upcast_attention=upcast_attention,
+        )
+        for _ in range(num_layers)
+    )
+
+
 class _Checkpointed(nn.Module):
     """Runs sub-modules through diffusers' gradient-checkpointing function when enabled."""
 
@@ -115,19 +144,16 @@ class FFDownBlock3D(_Checkpointed):
             for i in range(num_layers)
         ]
         if with_attention:
-            self.attentions = nn.ModuleList(
-                SpatioAudioTempTransformer3D(
-                    num_attention_heads,
-                    out_channels // num_attention_heads,
-                    in_channels=out_channels,
-                    norm_num_groups=resnet_groups,
-                    cross_attention_dim=cross_attention_dim,
-                    audio_cross_attention_dim=audio_cross_attention_dim,
-                    use_linear_projection=use_linear_projection,
-                    only_cross_attention=only_cross_attention,
-                    upcast_attention=upcast_attention,
-                )
-                for _ in range(num_layers)
+            self.attentions = _transformers(
+                num_layers,
+                out_channels,
+                num_attention_heads,
+                resnet_groups,
+                cross_attention_dim,
+                audio_cross_attention_dim,
+                use_linear_projection,
+                upcast_attention,
+                only_cross_attention,
             )
         else:
             self.attentions = None
@@ -202,18 +228,15 @@ class FFMidBlock3D(_Checkpointed):
                 output_scale_factor=output_scale_factor,
             )
 
-        self.attentions = nn.ModuleList(
-            SpatioAudioTempTransformer3D(
-                num_attention_heads,
-                in_channels // num_attention_heads,
-                in_channels=in_channels,
-                norm_num_groups=groups,
-                cross_attention_dim=cross_attention_dim,
-                audio_cross_attention_dim=audio_cross_attention_dim if with_audio else None,
-                use_linear_projection=use_linear_projection,
-                upcast_attention=upcast_attention,
-            )
-            for _ in range(num_layers)
+        self.attentions = _transformers(
+            num_layers,
+            in_channels,
+            num_attention_heads,
+            groups,
+            cross_attention_dim,
+            audio_cross_attention_dim if with_audio else None,
+            use_linear_projection,
+            upcast_attention,
         )
         self.resnets = nn.ModuleList([resnet() for _ in range(num_layers + 1)])
 
@@ -279,19 +302,16 @@ class FFUpBlock3D(_Checkpointed):
                 )
             )
         if with_attention:
-            self.attentions = nn.ModuleList(
-                SpatioAudioTempTransformer3D(
-                    num_attention_heads,
-                    out_channels // num_attention_heads,
-                    in_channels=out_channels,
-                    norm_num_groups=resnet_groups,
-                    cross_attention_dim=cross_attention_dim,
-                    audio_cross_attention_dim=audio_cross_attention_dim,
-                    use_linear_projection=use_linear_projection,
-                    only_cross_attention=only_cross_attention,
-                    upcast_attention=upcast_attention,
-                )
-                for _ in range(num_layers)
+            self.attentions = _transformers(
+                num_layers,
+                out_channels,
+                num_attention_heads,
+                resnet_groups,
+                cross_attention_dim,
+                audio_cross_attention_dim,
+                use_linear_projection,
+                upcast_attention,
+                only_cross_attention,
             )
         else:
             self.attentions = None
