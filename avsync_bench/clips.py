@@ -33,12 +33,13 @@ import torch
 import avsync_bench  # noqa: F401  (compatibility shim before torchaudio/torchvision)
 from avsync_bench.io.media import AudioFrame, MediaError, VideoFrame, decode_audio, decode_video
 from avsync_bench.io.media import probe as probe_media
-from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts, generated_clip_start
+from avsync_bench.protocol import ClipSpec, ProtocolMode, ProtocolRules, rules_for
 
 __all__ = [
     "Clip",
     "pick_frames_official",
     "pick_frames_corrected",
+    "pick_frames",
     "cut_audio",
     "resize_frames",
     "load_clips",
@@ -78,10 +79,13 @@ class Clip:
 
 
 def pick_frames_official(
-    frames: list[VideoFrame], start: float, spec: ClipSpec
+    frames: list[VideoFrame], start: float, spec: ClipSpec, tolerance: float = 0.0
 ) -> tuple[list[int], int]:
     """Positions in ``frames`` the official picker keeps (see module docstring), padded to length,
     and how many trailing positions are padding.
+
+    ``tolerance`` (s) is added to each pts before the ``>=`` test: 0 in the official dataset
+    loader, 1e-6 in the official single-pair script (PROTOCOL.md §2 "CLI").
 
     Raises:
         MediaError: no frame at or after the seek point.
@@ -97,7 +101,7 @@ def pick_frames_official(
         pts = frame.pts_us * 1e-6
         if pts > stop:
             break
-        if pts >= target:
+        if pts + tolerance >= target:
             kept.append(position)
             target += step
         if len(kept) == spec.num_frames:
@@ -134,6 +138,23 @@ def pick_frames_corrected(
     return picked, padding
 
 
+def pick_frames(
+    frames: list[VideoFrame], start: float, spec: ClipSpec, mode: ProtocolMode | ProtocolRules
+) -> tuple[list[int], int]:
+    """The positions the protocol's frame picker keeps and how many are padding
+    (:attr:`ProtocolRules.frame_picker`).
+
+    Raises:
+        MediaError: no frame to pick.
+    """
+    rules = rules_for(mode)
+    if rules.frame_picker == "first_at_or_after":
+        return pick_frames_official(frames, start, spec, rules.pick_tolerance_s)
+    if rules.frame_picker == "nearest":
+        return pick_frames_corrected(frames, start, spec)
+    raise ValueError(f"unknown frame picker {rules.frame_picker!r}")
+
+
 def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     import torchaudio.functional as AF
 
@@ -142,7 +163,11 @@ def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
 
 
 def cut_audio(
-    frames: list[AudioFrame], start: float, spec: ClipSpec, mode: ProtocolMode, source: str = ""
+    frames: list[AudioFrame],
+    start: float,
+    spec: ClipSpec,
+    mode: ProtocolMode | ProtocolRules,
+    source: str = "",
 ) -> np.ndarray:
     """Cut a clip's audio from decoded codec frames (see module docstring).
 
@@ -150,7 +175,7 @@ def cut_audio(
         frames: decoded audio frames covering at least ``[start, start + 2]``.
         start: clip start, seconds.
         spec: clip spec (duration, sample rate).
-        mode: protocol mode.
+        mode: protocol mode or rules (:attr:`ProtocolRules.audio_window`).
         source: file name for error messages.
 
     Returns:
@@ -163,7 +188,7 @@ def cut_audio(
     rates = {f.sample_rate for f in frames}
     if len(rates) > 1:
         raise MediaError(f"{source}: the audio sample rate changes inside the file")
-    if mode is ProtocolMode.official:
+    if rules_for(mode).audio_window == "codec_frames":
         seek_us = int(start * 1e6)
         kept = [
             f.native_view for f in frames if f.pts_us >= seek_us and start <= f.pts_us * 1e-6 <= end
@@ -222,20 +247,20 @@ def _make_clip(
     audio: list[AudioFrame],
     start: float,
     spec: ClipSpec,
-    mode: ProtocolMode,
+    mode: ProtocolMode | ProtocolRules,
     path: Path,
 ) -> Clip:
-    picker = pick_frames_official if mode is ProtocolMode.official else pick_frames_corrected
+    rules = rules_for(mode)
     try:
-        positions, padding = picker(video, start, spec)
+        positions, padding = pick_frames(video, start, spec, rules)
     except MediaError as exc:
         raise MediaError(f"{path}: {exc}") from exc
     chosen = np.stack([video[p].rgb for p in positions])
     return Clip(
         frames=resize_frames(chosen, spec.height, spec.width),
-        audio=cut_audio(audio, start, spec, mode, source=str(path)),
+        audio=cut_audio(audio, start, spec, rules, source=str(path)),
         start=start,
-        mode=mode,
+        mode=rules.mode,
         frame_indices=[video[p].index for p in positions],
         frame_pts=[video[p].pts for p in positions],
         padded_frames=padding,
@@ -243,7 +268,7 @@ def _make_clip(
 
 
 def load_clips(
-    path: str | Path, starts: list[float], spec: ClipSpec, mode: ProtocolMode
+    path: str | Path, starts: list[float], spec: ClipSpec, mode: ProtocolMode | ProtocolRules
 ) -> list[Clip]:
     """Cut clips starting at ``starts`` (s) from one file, decoding only the span they need.
 
@@ -262,16 +287,22 @@ def load_clips(
     return [_make_clip(video, audio, s, spec, mode, path) for s in starts]
 
 
-def load_test_clips(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> list[Clip]:
+def load_test_clips(
+    path: str | Path, spec: ClipSpec, mode: ProtocolMode | ProtocolRules
+) -> list[Clip]:
     """The test clips of one ground-truth video at ``linspace(0, D − 2, 3)`` (§1)."""
+    rules = rules_for(mode)
     info = probe_media(path)
-    return load_clips(path, eval_clip_starts(info.av_duration, spec, mode), spec, mode)
+    return load_clips(path, rules.eval_clip_starts(info.av_duration, spec), spec, rules)
 
 
-def load_generated_clip(path: str | Path, spec: ClipSpec, mode: ProtocolMode) -> Clip:
+def load_generated_clip(
+    path: str | Path, spec: ClipSpec, mode: ProtocolMode | ProtocolRules
+) -> Clip:
     """A generated file read back as its centred clip, as the official evaluation does (§2)."""
+    rules = rules_for(mode)
     info = probe_media(path)
-    return load_clips(path, [generated_clip_start(info.av_duration, spec, mode)], spec, mode)[0]
+    return load_clips(path, [rules.generated_clip_start(info.av_duration, spec)], spec, rules)[0]
 
 
 def waveform_mel(waveform: np.ndarray | torch.Tensor, spec: ClipSpec | None = None) -> torch.Tensor:
@@ -301,9 +332,10 @@ def waveform_mel(waveform: np.ndarray | torch.Tensor, spec: ClipSpec | None = No
 
 
 def clip_mel(clip: Clip, spec: ClipSpec | None = None) -> torch.Tensor:
-    """The (1, 128, 204) float32 mel of a clip: channel 0 (``official``) or channel mean
-    (``corrected``), see :func:`waveform_mel`."""
+    """The (1, 128, 204) float32 mel of a clip: channel 0 after the channel mean is subtracted
+    (``official``) or the channel mean (``corrected``), as :attr:`ProtocolRules.audio_channels`
+    says; see :func:`waveform_mel`."""
     audio = clip.audio
-    if clip.mode is ProtocolMode.corrected:
+    if rules_for(clip.mode).audio_channels == "mean":
         audio = audio.mean(axis=0, keepdims=True)
     return waveform_mel(audio, spec)

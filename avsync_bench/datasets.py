@@ -18,12 +18,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.errors import AVSyncBenchError
+from avsync_bench.protocol import ClipSpec, ProtocolMode, ProtocolRules, rules_for
 
 __all__ = ["DatasetError", "DatasetInfo", "TestVideo", "DATASETS", "resolve_root", "load_split"]
 
 
-class DatasetError(ValueError):
+class DatasetError(AVSyncBenchError, ValueError):
     """The dataset root, a list file or a listed video is missing or malformed."""
 
 
@@ -88,9 +89,10 @@ class TestVideo:
         """Relative path of the generated file for clip ``clip_index``: ``<stem>_clip-NN.mp4``."""
         return f"{self.stem}_clip-{clip_index:02d}.mp4"
 
-    def it_text(self, mode: ProtocolMode) -> str:
-        """IT's text: the raw class folder string (``official``) or the mapped text (§8)."""
-        return self.class_folder if mode is ProtocolMode.official else self.class_text
+    def it_text(self, mode: ProtocolMode | ProtocolRules) -> str:
+        """IT's text: the raw class folder string (``official``) or the mapped text (§8), as
+        :attr:`ProtocolRules.it_text` says."""
+        return self.class_folder if rules_for(mode).it_text == "folder" else self.class_text
 
 
 def resolve_root(dataset: str, data_root: str | Path | None) -> Path:

@@ -34,6 +34,7 @@ from pathlib import Path
 
 from avsync_bench import stats
 from avsync_bench.datasets import DATASETS
+from avsync_bench.errors import AVSyncBenchError, InputError
 from avsync_bench.protocol import ProtocolMode
 from avsync_bench.results import load_results
 
@@ -65,7 +66,7 @@ CORE_METRICS = ("fid", "fvd", "ia", "it", "relsync", "alignsync")
 """The paper's six metrics; an entry needs at least one of them."""
 
 
-class EntryRefused(ValueError):
+class EntryRefused(AVSyncBenchError, ValueError):
     """A results file the leaderboard does not accept; the message names the file and rules."""
 
 
@@ -469,7 +470,7 @@ def render(root: str | Path = DEFAULT_ROOT) -> str:
     try:
         reported = json.loads((root / REPORTED_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(
+        raise InputError(
             f"{root / REPORTED_FILE}: cannot read the reported numbers ({exc})"
         ) from None
     data = scan(root)

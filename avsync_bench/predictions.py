@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avsync_bench.datasets import TestVideo
+from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.io.media import MediaError, count_video_frames, probe
 from avsync_bench.protocol import ClipSpec
 
@@ -79,7 +80,7 @@ class PredictionReport:
         return "\n".join(lines)
 
 
-class PredictionError(ValueError):
+class PredictionError(AVSyncBenchError, ValueError):
     """The predictions folder cannot be scored as asked; carries the full report."""
 
     def __init__(self, report: PredictionReport, message: str):

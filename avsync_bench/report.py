@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsync_bench.errors import OptionError
 from avsync_bench.stats import bootstrap, load_run, per_class
 
 __all__ = ["build_report"]
@@ -158,7 +159,7 @@ def build_report(
         ValueError: unreadable results, or ``preds`` given without ``data_root``.
     """
     if (preds is None) != (data_root is None):
-        raise ValueError("the gallery needs both --preds and --data-root")
+        raise OptionError("--preds: the gallery needs both --preds and --data-root")
     run = load_run(results)
     res = run.results
     out = Path(out)

@@ -13,6 +13,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from avsync_bench.errors import InputError
+
 __all__ = ["write_results", "results_table", "load_results", "FEATURES_FILE", "FRECHET_FEATURES"]
 
 FEATURES_FILE = "features.npz"
@@ -89,9 +91,9 @@ def load_results(path: str | Path) -> dict:
     try:
         data = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read results ({exc})") from exc
+        raise InputError(f"{path}: cannot read results ({exc})") from exc
     if data.get("tool") != "avsync-bench" or "metrics" not in data:
-        raise ValueError(f"{path}: not an avsync-bench results.json")
+        raise InputError(f"{path}: not an avsync-bench results.json")
     return data
 
 

@@ -26,7 +26,7 @@ from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
 from avsync_bench.io.media import probe
 from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
-from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts
+from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode, eval_clip_starts
 from avsync_bench.weights.store import WeightStore, default_home
 
 __all__ = ["ScoreOptions", "ScoreRun", "score"]
@@ -54,7 +54,7 @@ class ScoreOptions:
     dataset: str = "avsync15"
     data_root: Path | None = None
     metrics: str | list[str] = "all"
-    mode: ProtocolMode = ProtocolMode.official
+    mode: ProtocolMode = DEFAULT_MODE
     weights_dir: Path | None = None
     cache_dir: Path | None = field(default_factory=lambda: default_home() / "features")
     batch_size: int = 16

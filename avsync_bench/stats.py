@@ -46,6 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsync_bench.errors import InputError
 from avsync_bench.metrics.distribution import SMALL_SET_CLIPS, MetricValue, fid, fvd
 from avsync_bench.metrics.frechet import frechet_from_stats
 from avsync_bench.results import FEATURES_FILE, FRECHET_FEATURES, load_results
@@ -128,7 +129,7 @@ def resolve_results_path(path: str | Path) -> Path:
     path = Path(path)
     json_path = path / "results.json" if path.is_dir() else path
     if not json_path.is_file():
-        raise ValueError(f"{path}: no results.json (give a results folder or a results.json path)")
+        raise InputError(f"{path}: no results.json (give a results folder or a results.json path)")
     return json_path
 
 
@@ -165,7 +166,7 @@ def load_run(path: str | Path) -> RunData:
         with np.load(npz_path, allow_pickle=False) as data:
             npz_identity = (data["clip"], data["video"], data["class"])
             if identity is not None and not np.array_equal(identity[0], npz_identity[0]):
-                raise ValueError(
+                raise InputError(
                     f"{npz_path} and {csv_path} list different clips (written by different runs?)"
                 )
             identity = identity or npz_identity
@@ -176,7 +177,7 @@ def load_run(path: str | Path) -> RunData:
     if missing:
         notes.append(f"{npz_path} absent or without {'/'.join(missing)}: no interval for them")
     if identity is None:
-        raise ValueError(f"{folder}: neither per_clip.csv nor {FEATURES_FILE} beside results.json")
+        raise InputError(f"{folder}: neither per_clip.csv nor {FEATURES_FILE} beside results.json")
     return RunData(folder, results, *identity, per_clip=per_clip, features=features, notes=notes)
 
 
@@ -465,7 +466,7 @@ def compare(
     b = b if isinstance(b, RunData) else load_run(b)
     problems = _comparability(a, b)
     if problems:
-        raise ValueError(f"cannot compare {a.label} (A) with {b.label} (B): " + "; ".join(problems))
+        raise InputError(f"cannot compare {a.label} (A) with {b.label} (B): " + "; ".join(problems))
     b = _align(b, a.clips)
     progress = progress or _no_progress
     group, n_videos = video_groups(a.videos)

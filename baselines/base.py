@@ -8,12 +8,13 @@ from typing import ClassVar
 
 import numpy as np
 
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.errors import AVSyncBenchError
+from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode
 
 __all__ = ["GenerationInput", "GenerationOutput", "Adapter", "AdapterError"]
 
 
-class AdapterError(RuntimeError):
+class AdapterError(AVSyncBenchError, RuntimeError):
     """A baseline failed on one clip (the runner records it and continues)."""
 
 
@@ -41,7 +42,7 @@ class GenerationInput:
     class_folder: str
     spec: ClipSpec
     seed: int
-    mode: ProtocolMode = ProtocolMode.official
+    mode: ProtocolMode = DEFAULT_MODE
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 Inputs go out as files (the conditioning frame as a PNG, the clip's audio as a 16 kHz WAV); the
 generator's video comes back as any file PyAV reads (any fps, size, codec, with or without audio)
 and is normalised to the prediction format by :func:`normalise_video` with the protocol's own
-frame picking (:func:`avsync_bench.clips.pick_frames_official` /
-:func:`~avsync_bench.clips.pick_frames_corrected`, from t = 0) and crop + resize
+frame picking (:func:`avsync_bench.clips.pick_frames` with the run's protocol rules,
+from t = 0) and crop + resize
 (:func:`avsync_bench.clips.resize_frames`), so a generated clip is read the way ``score`` reads
 a clip.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsync_bench.clips import cut_audio, pick_frames_corrected, pick_frames_official, resize_frames
+from avsync_bench.clips import cut_audio, pick_frames, resize_frames
 from avsync_bench.io.media import MediaError, count_video_frames, decode_audio, decode_video
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.protocol import CORRECTED, ClipSpec, ProtocolMode
 from baselines.base import AdapterError, GenerationOutput
 
 __all__ = ["write_png", "write_wav", "read_wav", "normalise_video", "text_tail"]
@@ -69,8 +69,7 @@ def text_tail(text: str | bytes | None, lines: int = 15, chars: int = 2000) -> s
 
 
 def _pick(frames, spec: ClipSpec, mode: ProtocolMode) -> list[int]:
-    picker = pick_frames_official if mode is ProtocolMode.official else pick_frames_corrected
-    positions, _padding = picker(frames, 0.0, spec)
+    positions, _padding = pick_frames(frames, 0.0, spec, mode)
     return positions
 
 
@@ -136,7 +135,7 @@ def _own_audio(path: Path, spec: ClipSpec) -> np.ndarray:
     frames = decode_audio(path, -1.0, spec.duration + 1.0)
     if not frames:
         raise MediaError(f"{path}: no audio in the first {spec.duration:g} s (--keep-audio)")
-    audio = cut_audio(frames, 0.0, spec, ProtocolMode.corrected, source=str(path))
+    audio = cut_audio(frames, 0.0, spec, CORRECTED, source=str(path))  # exact window
     if audio.shape[0] > 2:
         audio = audio.mean(axis=0, keepdims=True)
     return np.ascontiguousarray(audio, dtype=np.float32)

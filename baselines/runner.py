@@ -25,9 +25,10 @@ import numpy as np
 import avsync_bench
 from avsync_bench.clips import load_test_clips
 from avsync_bench.datasets import DATASETS, load_split, resolve_root
+from avsync_bench.errors import OptionError
 from avsync_bench.io.media import MediaError, write_clip
 from avsync_bench.predictions import check_clip_file
-from avsync_bench.protocol import ProtocolMode
+from avsync_bench.protocol import DEFAULT_MODE, ProtocolMode
 from baselines.base import Adapter, AdapterError, GenerationInput, GenerationOutput
 
 __all__ = ["GenerationReport", "run_adapter"]
@@ -75,7 +76,7 @@ def run_adapter(
     out: str | Path,
     dataset: str = "avsync15",
     data_root: str | Path | None = None,
-    mode: ProtocolMode = ProtocolMode.official,
+    mode: ProtocolMode = DEFAULT_MODE,
     seed: int = 0,
     limit: int | None = None,
     classes: list[str] | None = None,
@@ -97,7 +98,7 @@ def run_adapter(
     if classes:
         unknown = sorted(set(classes) - {v.class_folder for v in videos})
         if unknown:
-            raise ValueError(f"unknown class folder(s) {unknown}")
+            raise OptionError(f"--classes: unknown class folder(s) {unknown}")
         videos = [v for v in videos if v.class_folder in classes]
     if limit is not None:
         videos = videos[:limit]

@@ -24,7 +24,7 @@ import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from avsync_bench.clips import clip_mel, load_clips
 from avsync_bench.datasets import TestVideo
 from avsync_bench.io.media import probe as probe_media
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode
 
 __all__ = ["TrainClipDataset", "TrainSampleSampler", "epoch_permutation", "collate"]
 
@@ -95,7 +95,7 @@ class TrainClipDataset(Dataset):
         self,
         videos: Sequence[TestVideo],
         spec: ClipSpec,
-        mode: ProtocolMode = ProtocolMode.official,
+        mode: ProtocolMode = DEFAULT_MODE,
         seed: int = 0,
         random_flip: bool = True,
     ) -> None:

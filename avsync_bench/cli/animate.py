@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from avsync_bench.cli.common import console, exit_on_error
+from avsync_bench.errors import OptionError
 
 CHECKPOINT = typer.Option(
     None, help="Official checkpoint-N folder (or its modules/unet); only modules/unet is read."
@@ -47,7 +48,9 @@ def build_pipeline(checkpoint, sd15, imagebind, tiny_random: bool, text_encoding
         pipe, text = tiny_random_pipeline()
         return pipe, text, {"weights": "tiny random (rule weights, golden tiny configs)"}
     if not (checkpoint and sd15 and imagebind):
-        raise ValueError("give --checkpoint, --sd15 and --imagebind, or --tiny-random")
+        raise OptionError(
+            "--checkpoint: give --checkpoint, --sd15 and --imagebind, or --tiny-random"
+        )
     from baselines.avsyncd import load_text_encodings
     from reference_model.pipeline import AVSyncDPipeline
 
@@ -93,7 +96,7 @@ def animate_command(
         if isinstance(table, dict):
             table = table.get(category, table.get(""))
             if table is None and pipe.text_encoder is None:
-                raise ValueError(f"{category!r} is not in {text_encodings}")
+                raise OptionError(f"--category: {category!r} is not in {text_encodings}")
         wave = load_audio_16k(audio)
         frames = pipe(
             np.asarray(Image.open(image).convert("RGB")),

@@ -7,15 +7,12 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from avsync_bench.datasets import DatasetError
-from avsync_bench.io.media import MediaError
-from avsync_bench.predictions import PredictionError
-from avsync_bench.weights.store import WeightsError
+from avsync_bench.errors import AVSyncBenchError, message_of
 
 console = Console(stderr=True)
-KNOWN_ERRORS = (DatasetError, MediaError, PredictionError, WeightsError, ValueError, KeyError)
 
 
 @contextlib.contextmanager
@@ -38,13 +35,17 @@ def progress_bars() -> Iterator:
 
 
 @contextlib.contextmanager
-def exit_on_error() -> Iterator[None]:
-    """Print a known error's message (no traceback) and exit with code 1."""
+def exit_on_error(verbose: bool = False) -> Iterator[None]:
+    """Print a user error (:class:`AVSyncBenchError`) as ``error: <file or option>: <problem>``
+    without a traceback and exit with code 1; with ``verbose`` its diagnostic detail (e.g.
+    FFmpeg's message) follows. Any other exception is a bug and propagates with its traceback."""
     try:
         yield
-    except KNOWN_ERRORS as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    except AVSyncBenchError as exc:
         console.print(
-            f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {escape(message_of(exc, verbose))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(1) from None

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
-from avsync_bench.protocol import ProtocolMode
+from avsync_bench.options import check_dataset, check_protocol
 
 app = typer.Typer(
     help="Generate a baseline's predictions for a dataset's test clips: static (frame 0 repeated), "
@@ -22,7 +22,7 @@ OUT = typer.Option(..., help="Output predictions folder (created; existing valid
 DATASET = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits.")
 DATA_ROOT = typer.Option(None, help="Dataset root (default: datasets/<Name>).")
 PROTOCOL = typer.Option(
-    ProtocolMode.official,
+    "official",
     help="Clip protocol: how GT clips are cut, and how a generator's own video is resampled to "
     "12 frames at 6 fps (official: first frame with pts >= target; corrected: nearest frame).",
 )
@@ -41,6 +41,8 @@ def _run(adapter, out, dataset, data_root, protocol, seed, limit, classes) -> No
     from baselines.runner import run_adapter
 
     with exit_on_error():
+        protocol = check_protocol(protocol)
+        check_dataset(dataset)
         with progress_bars() as progress:
             report = run_adapter(
                 adapter,
@@ -75,7 +77,7 @@ def static_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Seed recorded in generation.json (Static ignores it)."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,
@@ -117,7 +119,7 @@ def command_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Seed passed to the command as {seed} (same for every clip)."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,
@@ -170,7 +172,7 @@ def codi_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Seed of every clip (torch, numpy, random in the driver)."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,
@@ -251,7 +253,7 @@ def avsyncd_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Generator seed of every clip (official evaluation: 0)."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,
@@ -281,7 +283,7 @@ def i2vd_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Generator seed of every clip."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,
@@ -329,7 +331,7 @@ def aadiff_command(
     out: Path = OUT,
     dataset: str = DATASET,
     data_root: Path | None = DATA_ROOT,
-    protocol: ProtocolMode = PROTOCOL,
+    protocol: str = PROTOCOL,
     seed: int = typer.Option(0, help="Seed of the shared initial noise (same for every clip)."),
     limit: int | None = LIMIT,
     classes: str | None = CLASSES,

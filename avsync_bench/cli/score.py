@@ -8,7 +8,13 @@ import typer
 from rich.console import Console
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
-from avsync_bench.protocol import ProtocolMode
+from avsync_bench.options import (
+    check_dataset,
+    check_device,
+    check_dtype,
+    check_metrics,
+    check_protocol,
+)
 from avsync_bench.results import print_results, write_results
 from avsync_bench.scoring import ScoreOptions, score
 from avsync_bench.weights.store import default_home
@@ -25,9 +31,8 @@ def score_command(
     metrics: str = typer.Option(
         "all", help="Comma-separated: fid,fvd,ia,it,relsync,alignsync,av_align, or all."
     ),
-    protocol: ProtocolMode = typer.Option(
-        ProtocolMode.official,
-        help="official (the paper's definitions) or corrected (quirks fixed).",
+    protocol: str = typer.Option(
+        "official", help="official (the paper's definitions) or corrected (quirks fixed)."
     ),
     out: Path | None = typer.Option(
         None, help="Where results.json and per_clip.csv go (default: <preds>.scores/<protocol>)."
@@ -50,6 +55,12 @@ def score_command(
     allow_partial: bool = typer.Option(
         False, help="Score despite missing/invalid/extra files; the result is labelled partial."
     ),
+    allow_padding: bool = typer.Option(
+        False,
+        help="Score clips whose window needs more padding than the protocol's limit (more than "
+        "1 repeated frame or 0.1 s of missing audio); the padding is recorded in results.json.",
+    ),
+    verbose: bool = typer.Option(False, help="Show diagnostic details (e.g. FFmpeg's messages)."),
 ) -> None:
     """Score a folder of generated videos against the dataset's test clips.
 
@@ -58,12 +69,18 @@ def score_command(
     protocol, clip counts, weight sha256s, version, partial flag) and per_clip.csv, and prints
     a table. Exit code 1 on any error.
     """
+    with exit_on_error(verbose):  # options first, before any file is touched
+        mode = check_protocol(protocol)
+        check_dataset(dataset)
+        check_metrics(metrics)
+        check_dtype(dtype)
+        check_device(device)
     options = ScoreOptions(
         preds=preds,
         dataset=dataset,
         data_root=data_root,
         metrics=metrics,
-        mode=protocol,
+        mode=mode,
         weights_dir=weights_dir,
         cache_dir=None if no_cache else (cache_dir or default_home() / "features"),
         batch_size=batch_size,
@@ -71,11 +88,12 @@ def score_command(
         device=device,
         allow_partial=allow_partial,
         dtype=dtype,
+        allow_padding=allow_padding,
     )
-    with exit_on_error():
+    with exit_on_error(verbose):
         with progress_bars() as progress:
             run = score(options, progress=progress)
-        target = out or Path(f"{str(preds).rstrip('/')}.scores") / protocol.value
+        target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
         json_path, csv_path = write_results(run.results, run.per_clip, target, run.features)
     print_results(run.results, Console())
     console.print(f"wrote {json_path} and {csv_path}")

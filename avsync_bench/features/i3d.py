@@ -22,7 +22,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip
 from avsync_bench.features.base import FeatureExtractor
 from avsync_bench.features.transforms import fvd_inputs
-from avsync_bench.weights.store import ResolvedWeight
+from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
 __all__ = ["I3DFeatures", "StandinI3D", "write_standin"]
 
@@ -40,7 +40,7 @@ class I3DFeatures(FeatureExtractor):
         try:
             return torch.jit.load(str(path), map_location="cpu")
         except RuntimeError as exc:
-            raise RuntimeError(f"{path}: not a TorchScript I3D detector ({exc})") from exc
+            raise WeightsError(f"{path}: not a TorchScript I3D detector ({exc})") from exc
 
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:

@@ -19,6 +19,7 @@ from torch import nn
 
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip, clip_mel
+from avsync_bench.errors import OptionError
 from avsync_bench.features.base import FeatureExtractor
 from avsync_bench.features.transforms import clip_normalise
 from avsync_bench.weights.store import ResolvedWeight
@@ -47,7 +48,7 @@ class ImageBindFeatures(FeatureExtractor):
     def __init__(self, device="cpu", batch_size: int = 16, dtype: torch.dtype = torch.float32):
         super().__init__(device, batch_size)
         if dtype != torch.float32 and self.device.type != "cuda":
-            raise ValueError(
+            raise OptionError(
                 f"--dtype {dtype} is for GPUs; ImageBind on {self.device} runs in float32"
             )
         self.dtype = dtype

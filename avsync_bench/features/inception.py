@@ -18,7 +18,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip
 from avsync_bench.features.base import FeatureExtractor
 from avsync_bench.features.transforms import fid_inputs
-from avsync_bench.weights.store import ResolvedWeight
+from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
 __all__ = ["FIDInceptionPool3", "build_fid_inception", "InceptionFeatures", "write_standin"]
 
@@ -68,7 +68,7 @@ class FIDInceptionPool3(nn.Module):
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise RuntimeError(f"{path}: not an FID Inception state dict ({exc})") from exc
+            raise WeightsError(f"{path}: not an FID Inception state dict ({exc})") from exc
         return cls(net)
 
 

@@ -20,7 +20,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip, clip_mel
 from avsync_bench.features.base import FeatureExtractor
 from avsync_bench.features.transforms import clip_normalise
-from avsync_bench.weights.store import ResolvedWeight
+from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
 __all__ = ["SyncFeatures", "clip_phi_inputs", "write_standin"]
 
@@ -45,7 +45,10 @@ class SyncFeatures(FeatureExtractor):
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         from avsync_bench.models.sync_classifier import AVSyncClassifier
 
-        return AVSyncClassifier.from_official_checkpoint(weights["avsync_classifier"].path)
+        try:
+            return AVSyncClassifier.from_official_checkpoint(weights["avsync_classifier"].path)
+        except (ValueError, FileNotFoundError) as exc:  # a malformed folder is a user error
+            raise WeightsError(str(exc)) from exc
 
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:

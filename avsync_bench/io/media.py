@@ -20,6 +20,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from avsync_bench.errors import AVSyncBenchError
+
 __all__ = [
     "MediaError",
     "MediaInfo",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class MediaError(RuntimeError):
+class MediaError(AVSyncBenchError, RuntimeError):
     """A media file cannot be opened or lacks what is needed; the message names the file."""
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from avsync_bench.errors import OptionError
 from avsync_bench.metrics.distribution import MetricValue, fid, fvd
 from avsync_bench.metrics.per_clip import alignsync, ia, it, per_clip_value, relsync
 
@@ -93,5 +94,8 @@ def resolve_metrics(names: str | list[str]) -> list[MetricDef]:
         return list(METRICS.values())
     unknown = [n for n in names if n not in METRICS]
     if unknown:
-        raise ValueError(f"unknown metric(s) {unknown}; choose from {sorted(METRICS)} or 'all'")
+        raise OptionError(
+            f"--metrics: unknown metric(s) {', '.join(map(repr, unknown))}; choose from "
+            f"{', '.join(METRICS)} or all"
+        )
     return [METRICS[n] for n in dict.fromkeys(names)]

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from avsync_bench.errors import UnknownNameError
+
 __all__ = ["WeightSpec", "REGISTRY", "get_spec"]
 
 
@@ -133,4 +135,6 @@ def get_spec(name: str) -> WeightSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown weights {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
+        raise UnknownNameError(
+            f"unknown weights {name!r}; known: {', '.join(sorted(REGISTRY))}"
+        ) from None

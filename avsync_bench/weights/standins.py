@@ -11,6 +11,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from avsync_bench.errors import UnknownNameError
 from avsync_bench.weights.store import ResolvedWeight, WeightStore
 
 
@@ -59,7 +60,7 @@ def make_standins(directory: str | Path, names: list[str]) -> list[ResolvedWeigh
     """
     unknown = [n for n in names if n not in STANDIN_WRITERS]
     if unknown:
-        raise KeyError(f"no stand-in for {unknown}; available: {sorted(STANDIN_WRITERS)}")
+        raise UnknownNameError(f"no stand-in for {unknown}; available: {sorted(STANDIN_WRITERS)}")
     store = WeightStore(directory)
     store.root.mkdir(parents=True, exist_ok=True)
     out = []

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.weights.registry import WeightSpec, get_spec
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 
-class WeightsError(RuntimeError):
+class WeightsError(AVSyncBenchError, RuntimeError):
     """A weights file fails verification or cannot be fetched/imported."""
 
 
