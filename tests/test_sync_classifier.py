@@ -220,20 +220,50 @@ def test_official_checkpoint_round_trip(tmp_path, rule_model):
 
 
 def test_save_pretrained_round_trip(tmp_path, rule_model):
-    directory = rule_model.save_pretrained(tmp_path / "clf")
-    assert (directory / "model.safetensors").is_file() and (directory / "config.json").is_file()
-    loaded = AVSyncClassifier.from_pretrained(directory)
-    assert not loaded.training
-    _assert_same_state(loaded, rule_model)
+    """One layout for trained and released checkpoints (diffusers ModelMixin, official keys)."""
+    directory = rule_model.save_pretrained(tmp_path / "checkpoint-3" / "modules")
+    for name in MODULE_NAMES:
+        assert (directory / name / "diffusion_pytorch_model.bin").is_file()
+        config = json.loads((directory / name / "config.json").read_text())
+        assert config["_class_name"] == type(getattr(rule_model, name)).__name__
+        assert config.get("pretrained", False) is False  # no AVID-CMA file needed to load
+        state = torch.load(directory / name / "diffusion_pytorch_model.bin", weights_only=True)
+        assert list(state) == list(getattr(rule_model, name).state_dict())  # official key names
     mel, frames = _small_inputs()
     with torch.no_grad():
-        assert torch.equal(loaded(mel, frames), rule_model(mel, frames))
+        expected = rule_model(mel, frames)
+    for folder in (directory, directory.parent):
+        loaded = AVSyncClassifier.from_pretrained(folder)
+        assert not loaded.training
+        _assert_same_state(loaded, rule_model)
+        with torch.no_grad():
+            assert torch.equal(loaded(mel, frames), expected)
+    # The official loader's call (avsync_eval.py): <Class>.from_pretrained(sub, use_safetensors=False).
+    parts = {
+        name: cls.from_pretrained(directory / name, use_safetensors=False).eval()
+        for name, cls in (
+            ("audio_encoder", AudioConv2DNet),
+            ("video_encoder", VideoR2Plus1DNet),
+            ("head", FCHead),
+        )
+    }
+    with torch.no_grad():
+        assert torch.equal(AVSyncClassifier(**parts)(mel, frames), expected)
 
-    # An official-layout folder is refused with a pointer to the right loader.
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "config.json").write_text(json.dumps({"_class_name": "FCHead"}))
-    with pytest.raises(ValueError, match="from_official_checkpoint"):
-        AVSyncClassifier.from_pretrained(tmp_path / "other")
+
+def test_reduced_widths_round_trip(tmp_path):
+    """Test configs shrink the encoders through the config's ``channels``; the layout is the same."""
+    model = AVSyncClassifier(
+        AudioConv2DNet(channels=(4, 4, 8, 8, 16)),
+        VideoR2Plus1DNet(channels=(4, 4, 8, 8, 16)),
+        FCHead(dim=16),
+    ).eval()
+    loaded = AVSyncClassifier.from_pretrained(model.save_pretrained(tmp_path / "m"))
+    mel, frames = _small_inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(mel, frames), model(mel, frames))
+    with pytest.raises(ValueError, match="channels"):
+        AudioConv2DNet(channels=(4, 4))
 
 
 # ----------------------------------------------------------------------------- AVID-CMA init

@@ -8,7 +8,6 @@ generated frames) on the generated side.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,21 +60,12 @@ class SyncFeatures(FeatureExtractor):
 
 def write_standin(folder: Path) -> None:
     """Write an official-layout classifier folder (``modules/{audio_encoder,video_encoder,head}``
-    with ``config.json`` and ``diffusion_pytorch_model.bin``) holding rule weights."""
-    from avsync_bench.models.sync_classifier import AudioConv2DNet, FCHead, VideoR2Plus1DNet
-    from avsync_bench.weights.rule import rule_state_dict
+    with ``config.json`` and ``diffusion_pytorch_model.bin``) holding rule weights (the
+    deterministic rule of the golden fixtures, applied to each part separately)."""
+    from avsync_bench.models.sync_classifier import MODULE_NAMES, AVSyncClassifier
+    from avsync_bench.weights.rule import apply_rule
 
-    modules = {
-        "audio_encoder": (AudioConv2DNet(), {"_class_name": "AudioConv2DNet", "pretrained": True}),
-        "video_encoder": (
-            VideoR2Plus1DNet(),
-            {"_class_name": "VideoR2Plus1DNet", "pretrained": True},
-        ),
-        "head": (FCHead(), None),
-    }
-    for name, (module, config) in modules.items():
-        sub = Path(folder) / "modules" / name
-        sub.mkdir(parents=True, exist_ok=True)
-        config = config or {"_class_name": "FCHead", **module.config()}
-        (sub / "config.json").write_text(json.dumps(config, indent=2))
-        torch.save(rule_state_dict(module), sub / "diffusion_pytorch_model.bin")
+    model = AVSyncClassifier()
+    for name in MODULE_NAMES:
+        apply_rule(getattr(model, name))
+    model.save_pretrained(Path(folder) / "modules")

@@ -16,8 +16,16 @@ official code, nothing here reads the AVID-CMA file when loading a trained check
 saved ``pretrained: true`` flag is ignored, because every weight it would have loaded is
 overwritten by the checkpoint anyway.
 
+The three parts are diffusers ``ModelMixin``/``ConfigMixin`` models, as in the official code,
+so one save/load path serves the released checkpoint, checkpoints written by
+``avsync-bench train-classifier`` (:meth:`AVSyncClassifier.save_pretrained`) and the official
+loader (``AudioConv2DNet.from_pretrained(<modules>/audio_encoder, use_safetensors=False)``).
+Their configs take the official arguments plus ``channels`` (encoder widths; the official widths
+by default), which only reduced test configs change.
+
 Every module works in float32 and is meant to be used in ``eval()`` mode (BatchNorm running
-statistics, dropout 0). All constructors in this module return models in eval mode.
+statistics, dropout 0) for scoring; :meth:`AVSyncClassifier.from_official_checkpoint` returns
+models in eval mode.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 import avsync_bench  # noqa: F401  (_compat; already run, as this module is in the package)
@@ -39,15 +49,16 @@ __all__ = [
     "MODULE_NAMES",
     "CONFIG_NAME",
     "WEIGHTS_NAME",
+    "OFFICIAL_CHANNELS",
 ]
 
 #: The sub-module names, also the sub-folder names of the official checkpoint's ``modules/``.
 MODULE_NAMES = ("audio_encoder", "video_encoder", "head")
-#: File names written by :meth:`AVSyncClassifier.save_pretrained`.
+#: File names of each sub-folder (diffusers' names; the weights are a torch pickle, as released).
 CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-_FORMAT = "avsync_bench.AVSyncClassifier"
-_FORMAT_VERSION = 1
+WEIGHTS_NAME = "diffusion_pytorch_model.bin"
+#: Encoder widths of the released classifier: stem, then the four blocks/stages.
+OFFICIAL_CHANNELS = (64, 64, 128, 256, 512)
 _OFFICIAL_CLASS_NAMES = {
     "audio_encoder": "AudioConv2DNet",
     "video_encoder": "VideoR2Plus1DNet",
@@ -93,7 +104,14 @@ class Basic2DBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(x)))
 
 
-class AudioConv2DNet(nn.Module):
+def _check_channels(channels) -> tuple[int, int, int, int, int]:
+    values = tuple(int(c) for c in channels)
+    if len(values) != 5 or min(values) < 1:
+        raise ValueError(f"channels must be 5 positive widths (stem, 4 blocks), got {channels!r}")
+    return values
+
+
+class AudioConv2DNet(ModelMixin, ConfigMixin):
     """AVID-CMA audio network: log-mel → 512-d clip feature (PROTOCOL.md §3, audio encoder).
 
     Layout (official ``avsync/models/audio.py``, 54 ``state_dict`` entries):
@@ -108,21 +126,30 @@ class AudioConv2DNet(nn.Module):
     net is fully convolutional).
 
     Output: (B, 512) float32, non-negative (mean of ReLU outputs).
+
+    Args (the diffusers config):
+        pretrained: kept for the official config's key. The official code then reads the
+            AVID-CMA file at construction; here it is **ignored** (use
+            :meth:`AVSyncClassifier.from_avid_cma` for that initialisation), so loading a
+            checkpoint never needs the AVID-CMA file (PROTOCOL.md §3 "Hidden dependency").
+        channels: widths of the stem and the four blocks (official ``(64, 64, 128, 256, 512)``);
+            the feature has ``channels[-1]`` dimensions.
     """
 
-    out_dim = 512
-
-    def __init__(self):
+    @register_to_config
+    def __init__(self, pretrained: bool = False, channels=OFFICIAL_CHANNELS):
         super().__init__()
+        c = _check_channels(channels)
+        self.out_dim = c[4]
         self.conv1 = nn.Sequential(
-            nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False),
-            nn.BatchNorm2d(64),
+            nn.Conv2d(1, c[0], kernel_size=7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(c[0]),
             nn.ReLU(inplace=True),
         )
-        self.block1 = Basic2DBlock(64, 64, stride=(2, 2))
-        self.block2 = Basic2DBlock(64, 128, stride=(2, 2))
-        self.block3 = Basic2DBlock(128, 256, stride=(2, 2))
-        self.block4 = Basic2DBlock(256, 512)
+        self.block1 = Basic2DBlock(c[0], c[1], stride=(2, 2))
+        self.block2 = Basic2DBlock(c[1], c[2], stride=(2, 2))
+        self.block3 = Basic2DBlock(c[2], c[3], stride=(2, 2))
+        self.block4 = Basic2DBlock(c[3], c[4])
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         """(B, 1, 128, 204) float32 normalised mel → (B, 512) float32 feature."""
@@ -187,7 +214,7 @@ class BasicR2P1DBlock(nn.Module):
         return self.relu(self.out_bn(y + shortcut))
 
 
-class VideoR2Plus1DNet(nn.Module):
+class VideoR2Plus1DNet(ModelMixin, ConfigMixin):
     """AVID-CMA R(2+1)D-18 video network: frames → 512-d clip feature (PROTOCOL.md §3).
 
     Layout (official ``avsync/models/video.py``, 201 ``state_dict`` entries):
@@ -204,27 +231,31 @@ class VideoR2Plus1DNet(nn.Module):
     (B, 512, 2, 7, 7).
 
     Output: (B, 512) float32, non-negative.
+
+    Args (the diffusers config): ``pretrained`` (ignored, see :class:`AudioConv2DNet`) and
+    ``channels``, the widths of the stem and of stages 2-5 (official ``(64, 64, 128, 256, 512)``).
     """
 
-    out_dim = 512
-
-    def __init__(self):
+    @register_to_config
+    def __init__(self, pretrained: bool = False, channels=OFFICIAL_CHANNELS):
         super().__init__()
+        c = _check_channels(channels)
+        self.out_dim = c[4]
         self.conv1 = nn.Sequential(
-            nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
-            nn.BatchNorm3d(64),
+            nn.Conv3d(3, c[0], (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            nn.BatchNorm3d(c[0]),
             nn.ReLU(inplace=True),
             nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
         )
-        self.conv2x = nn.Sequential(BasicR2P1DBlock(64, 64), BasicR2P1DBlock(64, 64))
+        self.conv2x = nn.Sequential(BasicR2P1DBlock(c[0], c[1]), BasicR2P1DBlock(c[1], c[1]))
         self.conv3x = nn.Sequential(
-            BasicR2P1DBlock(64, 128, stride=(2, 2, 2)), BasicR2P1DBlock(128, 128)
+            BasicR2P1DBlock(c[1], c[2], stride=(2, 2, 2)), BasicR2P1DBlock(c[2], c[2])
         )
         self.conv4x = nn.Sequential(
-            BasicR2P1DBlock(128, 256, stride=(2, 2, 2)), BasicR2P1DBlock(256, 256)
+            BasicR2P1DBlock(c[2], c[3], stride=(2, 2, 2)), BasicR2P1DBlock(c[3], c[3])
         )
         self.conv5x = nn.Sequential(
-            BasicR2P1DBlock(256, 512, stride=(2, 2, 2)), BasicR2P1DBlock(512, 512)
+            BasicR2P1DBlock(c[3], c[4], stride=(2, 2, 2)), BasicR2P1DBlock(c[4], c[4])
         )
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -244,7 +275,7 @@ class VideoR2Plus1DNet(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-class FCHead(nn.Module):
+class FCHead(ModelMixin, ConfigMixin):
     """MLP scoring one (audio, video) feature pair (PROTOCOL.md §3, head).
 
     ``fc`` = ``Sequential(Linear(2·dim, dim), Dropout, ReLU, Linear(dim, dim/2), Dropout, ReLU,
@@ -257,9 +288,9 @@ class FCHead(nn.Module):
         dropout: dropout probability (0.0 in the official config).
     """
 
+    @register_to_config
     def __init__(self, dim: int = 512, out_dim: int = 1, dropout: float = 0.0):
         super().__init__()
-        self.dim, self.out_dim, self.dropout = int(dim), int(out_dim), float(dropout)
         self.fc = nn.Sequential(
             nn.Linear(dim * 2, dim),
             nn.Dropout(dropout),
@@ -276,10 +307,6 @@ class FCHead(nn.Module):
         The features are concatenated as ``[audio, video]`` (audio first).
         """
         return self.fc(torch.cat([audio_features, video_features], dim=1))
-
-    def config(self) -> dict:
-        """The constructor arguments, as stored in the official ``head/config.json``."""
-        return {"dim": self.dim, "out_dim": self.out_dim, "dropout": self.dropout}
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,12 +426,7 @@ class AVSyncClassifier(nn.Module):
                     f"{sub / CONFIG_NAME}: _class_name is {found_class!r}, expected "
                     f"{expected_class!r} for {name}"
                 )
-            if name == "head":
-                module: nn.Module = _head_from_config(config, sub / CONFIG_NAME)
-            elif name == "audio_encoder":
-                module = AudioConv2DNet()
-            else:
-                module = VideoR2Plus1DNet()
+            module = _module_from_config(name, config, sub / CONFIG_NAME)
             weights_file = _single_weights_file(sub)
             _load_checked(module, _read_state_dict(weights_file), weights_file, name)
             modules[name] = module
@@ -456,61 +478,33 @@ class AVSyncClassifier(nn.Module):
         return model.eval()
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` (full ``state_dict``) and ``config.json`` to ``directory``.
+        """Write the official checkpoint layout: ``directory/{audio_encoder,video_encoder,head}/``
+        each with a diffusers ``config.json`` and ``diffusion_pytorch_model.bin``.
 
-        The directory is created if needed. Reload with :meth:`from_pretrained`; φ is then
-        bit-identical. Returns the directory.
+        Each part is saved by diffusers' ``ModelMixin.save_pretrained`` with
+        ``safe_serialization=False`` (a torch pickle of the ``state_dict``), because the official
+        loader reads ``.bin`` only (``use_safetensors=False``, PROTOCOL.md §5.4). The configs carry
+        ``pretrained: false``, so the official loader does not look for the AVID-CMA file.
+        ``directory`` is the ``modules`` folder of a ``checkpoint-N``. Reload with
+        :meth:`from_pretrained` / :meth:`from_official_checkpoint` (φ bit-identical) or with the
+        official ``<Class>.from_pretrained(directory / name, use_safetensors=False)``.
+
+        Returns:
+            ``directory`` as a Path.
         """
-        from safetensors.torch import save_file
-
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        config = {
-            "format": _FORMAT,
-            "format_version": _FORMAT_VERSION,
-            "source": "PROTOCOL.md §3 (lzhangbj/ASVA avsync/models)",
-            "modules": dict(_OFFICIAL_CLASS_NAMES),
-            "head": self.head.config(),
-        }
-        (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        for name in MODULE_NAMES:
+            module = getattr(self, name)
+            if getattr(module.config, "pretrained", False):
+                module.register_to_config(pretrained=False)
+            module.save_pretrained(directory / name, safe_serialization=False)
         return directory
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> AVSyncClassifier:
-        """Load a classifier written by :meth:`save_pretrained` (eval mode, float32).
-
-        Raises:
-            FileNotFoundError: ``config.json`` or ``model.safetensors`` is missing.
-            ValueError: the config is not ours or the weights do not match (message names
-                the file).
-        """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        directory = Path(directory)
-        config_path = directory / CONFIG_NAME
-        config = _read_json(config_path)
-        if config.get("format") != _FORMAT:
-            raise ValueError(
-                f"{config_path}: format is {config.get('format')!r}, expected {_FORMAT!r} "
-                "(for the official checkpoint folder use from_official_checkpoint)"
-            )
-        if config.get("format_version") != _FORMAT_VERSION:
-            raise ValueError(
-                f"{config_path}: unsupported format_version {config.get('format_version')!r}"
-            )
-        model = cls(head=_head_from_config(config.get("head", {}), config_path))
-        weights_path = directory / WEIGHTS_NAME
-        if not weights_path.is_file():
-            raise FileNotFoundError(f"{weights_path}: classifier weights not found")
-        try:
-            state = load_file(str(weights_path))
-        except (SafetensorError, OSError) as error:
-            raise ValueError(f"{weights_path}: cannot read safetensors file: {error}") from error
-        _load_checked(model, state, weights_path, "AVSyncClassifier")
-        return model.eval()
+        """Same as :meth:`from_official_checkpoint` (one layout for released and trained
+        checkpoints)."""
+        return cls.from_official_checkpoint(directory)
 
 
 # --------------------------------------------------------------------------------------------
@@ -530,15 +524,26 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _head_from_config(config: Mapping, source: Path) -> FCHead:
+_MODULE_CLASSES = {
+    "audio_encoder": AudioConv2DNet,
+    "video_encoder": VideoR2Plus1DNet,
+    "head": FCHead,
+}
+
+
+def _module_from_config(name: str, config: Mapping, source: Path) -> nn.Module:
+    """The part ``name`` built from the arguments its diffusers config records.
+
+    Keys the class does not take (``_class_name``, ``_diffusers_version``, ...) are ignored;
+    ``pretrained`` is accepted and has no effect (see :class:`AudioConv2DNet`).
+    """
+    model_class = _MODULE_CLASSES[name]
+    known = {"pretrained", "channels"} if name != "head" else {"dim", "out_dim", "dropout"}
+    kwargs = {k: v for k, v in config.items() if k in known}
     try:
-        return FCHead(
-            dim=int(config.get("dim", 512)),
-            out_dim=int(config.get("out_dim", 1)),
-            dropout=float(config.get("dropout", 0.0)),
-        )
+        return model_class(**kwargs)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{source}: invalid head config {dict(config)}: {error}") from error
+        raise ValueError(f"{source}: invalid {name} config {dict(config)}: {error}") from error
 
 
 def _single_weights_file(folder: Path) -> Path:
