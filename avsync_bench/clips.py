@@ -37,6 +37,8 @@ from avsync_bench.protocol import ClipSpec, ProtocolMode, ProtocolRules, rules_f
 
 __all__ = [
     "Clip",
+    "ClipPadding",
+    "generated_clip_padding",
     "pick_frames_official",
     "pick_frames_corrected",
     "pick_frames",
@@ -303,6 +305,91 @@ def load_generated_clip(
     rules = rules_for(mode)
     info = probe_media(path)
     return load_clips(path, [rules.generated_clip_start(info.av_duration, spec)], spec, rules)[0]
+
+
+@dataclass(frozen=True)
+class ClipPadding:
+    """How much of a generated clip's window is padding (issue #15 item 2).
+
+    Attributes:
+        repeated_frames: of the 12 frame times ``s + k/6``, how many find no frame of their own
+            (0..11): the video ends early or is slower than 6 fps. Measured with nearest-frame
+            reading in every mode, so the official picker's own drop of the frame at exactly
+            1/3 s on a complete 6 fps file does not count as padding.
+        audio_missing_s: seconds of the 2 s audio window the file's audio does not cover
+            (zero-filled in ``corrected``, absent in ``official``).
+        start_clamped_s: how far a negative window start (file shorter than 2 s) was moved to 0.
+    """
+
+    repeated_frames: int
+    audio_missing_s: float
+    start_clamped_s: float
+
+    #: Below this many seconds, missing audio or clamping is rounding (AAC frame edges), not padding.
+    NOISE_S = 0.02
+
+    @property
+    def needed(self) -> bool:
+        """True when the window needed any padding (frames repeated, audio missing, clamping)."""
+        return (
+            self.repeated_frames > 0
+            or self.audio_missing_s > self.NOISE_S
+            or self.start_clamped_s > self.NOISE_S
+        )
+
+    def exceeds(self, rules: ProtocolRules) -> bool:
+        """True when the padding is over the rules' limits (the clip is refused unless allowed)."""
+        return (
+            self.repeated_frames > rules.max_repeated_frames
+            or self.audio_missing_s > rules.max_audio_padding_s + 1e-9
+        )
+
+    def describe(self, spec: ClipSpec | None = None) -> str:
+        """E.g. ``"9 of 12 frames repeated, 1.50 s of audio missing, start clamped by 0.75 s"``."""
+        spec = spec or ClipSpec()
+        parts = [f"{self.repeated_frames} of {spec.num_frames} frames repeated"]
+        if self.audio_missing_s > self.NOISE_S:
+            parts.append(f"{self.audio_missing_s:.2f} s of audio missing")
+        if self.start_clamped_s > self.NOISE_S:
+            parts.append(f"start clamped by {self.start_clamped_s:.2f} s")
+        return ", ".join(parts)
+
+    def record(self) -> dict:
+        """JSON-ready (``results.json`` → ``padding``)."""
+        return {
+            "repeated_frames": self.repeated_frames,
+            "audio_missing_s": round(self.audio_missing_s, 4),
+            "start_clamped_s": round(self.start_clamped_s, 4),
+        }
+
+
+def generated_clip_padding(
+    video: list[VideoFrame],
+    audio_span: tuple[float, float],
+    av_duration: float,
+    spec: ClipSpec,
+    mode: ProtocolMode | ProtocolRules,
+) -> ClipPadding:
+    """The padding of a generated file's clip window, from its frame timestamps alone.
+
+    Args:
+        video: the file's decoded frames (timestamps suffice; see
+            :func:`avsync_bench.io.media.video_frame_times`).
+        audio_span: (first sample, end of last sample) of the file's audio, seconds.
+        av_duration: D = min(video, audio duration), seconds (the window is centred: §2).
+        spec, mode: clip spec and protocol (rules).
+    """
+    rules = rules_for(mode)
+    raw = (av_duration - spec.duration) / 2.0
+    start = rules.generated_clip_start(av_duration, spec)
+    positions, _padding = pick_frames_corrected(video, start, spec)
+    first, end = audio_span
+    covered = max(0.0, min(start + spec.duration, end) - max(start, first))
+    return ClipPadding(
+        repeated_frames=spec.num_frames - len(set(positions)),
+        audio_missing_s=max(0.0, spec.duration - covered),
+        start_clamped_s=max(0.0, start - raw),
+    )
 
 
 def waveform_mel(waveform: np.ndarray | torch.Tensor, spec: ClipSpec | None = None) -> torch.Tensor:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from avsync_bench.errors import InputError
@@ -133,7 +134,42 @@ def print_results(results: dict, console: Console | None = None) -> None:
         console.print(f"[yellow]warning:[/] {warning}")
     if results.get("standin"):
         console.print("[yellow]warning:[/] computed with stand-in weights: not a real score")
-    if results.get("partial"):
+    padded = (results.get("padding") or {}).get("clips") or {}
+    if padded:
         console.print(
-            f"[yellow]warning:[/] partial result, {len(results['absent'])} clip(s) absent"
+            f"[yellow]note:[/] {len(padded)} clip(s) needed padding (results.json → padding):"
         )
+        for line in padding_summary(padded, results["padding"].get("limits", {})):
+            console.print(f"  {escape(line)}", highlight=False)
+    if results.get("partial"):
+        absent = results.get("absent", [])
+        why = results.get("absent_why") or {}
+        console.print(f"[yellow]warning:[/] partial result, {len(absent)} clip(s) absent:")
+        for name in absent[:ABSENT_SHOWN]:
+            console.print(f"  {escape(name)}: {escape(why.get(name, 'missing'))}", highlight=False)
+        if len(absent) > ABSENT_SHOWN:
+            console.print(
+                f"  ... and {len(absent) - ABSENT_SHOWN} more (results.json → absent_why)"
+            )
+
+
+ABSENT_SHOWN = 20
+"""How many absent clips the terminal lists by name (all are in ``results.json``)."""
+
+
+def padding_summary(clips: dict, limits: dict, shown: int = 5) -> list[str]:
+    """Padded clips grouped by their padding, e.g. ``"12 clip(s): 1 repeated frame(s) (a, b …)"``."""
+    groups: dict[tuple, list[str]] = {}
+    for name, pad in clips.items():
+        key = (pad["repeated_frames"], pad["audio_missing_s"], pad["start_clamped_s"],
+               pad.get("over_limit", False))  # fmt: skip
+        groups.setdefault(key, []).append(name)
+    lines = []
+    for (frames, audio, clamp, over), names in sorted(groups.items(), key=lambda g: -len(g[1])):
+        text = f"{len(names)} clip(s): {frames} repeated frame(s)"
+        text += f", {audio:.2f} s of audio missing" if audio > 0.02 else ""
+        text += f", start clamped by {clamp:.2f} s" if clamp > 0.02 else ""
+        text += " — OVER THE LIMIT (--allow-padding)" if over else ""
+        more = f" and {len(names) - shown} more" if len(names) > shown else ""
+        lines.append(f"{text}: {', '.join(names[:shown])}{more}")
+    return lines

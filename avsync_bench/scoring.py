@@ -48,6 +48,7 @@ class ScoreOptions:
         workers: DataLoader worker processes for decoding (results do not depend on it).
         device: torch device for the extractors. allow_partial: score an incomplete set.
         dtype: ImageBind's precision, ``fp32`` (default), or ``bf16``/``fp16`` on a GPU.
+        allow_padding: score clips whose window needs more padding than the protocol's limits.
     """
 
     preds: Path
@@ -62,6 +63,7 @@ class ScoreOptions:
     device: str = "cpu"
     allow_partial: bool = False
     dtype: str = "fp32"
+    allow_padding: bool = False
 
 
 @dataclass
@@ -143,7 +145,7 @@ def score(
     spec = info.spec
     root = resolve_root(options.dataset, options.data_root)
     videos = load_split(options.dataset, root, "test")
-    report = check_predictions(options.preds, videos, spec)
+    report = check_predictions(options.preds, videos, spec, mode, options.allow_padding)
     if report.problems and not options.allow_partial:
         raise PredictionError(report, "refusing to score (use --allow-partial to score anyway):")
     if not report.found:
@@ -345,6 +347,8 @@ def _results(options, mode, root, videos, report: PredictionReport, metric_defs:
         },
         "partial": bool(absent),
         "absent": absent,
+        "absent_why": report.why_absent(),
+        "padding": report.padding_record(),
         "problems": [str(p) for p in report.problems],
         "metrics": metrics,
         "weights": weights_info,

@@ -31,6 +31,7 @@ __all__ = [
     "decode_video",
     "decode_audio",
     "count_video_frames",
+    "video_frame_times",
     "read_wav_or_audio",
     "write_clip",
 ]
@@ -101,13 +102,27 @@ def _us(pts: int, time_base: Fraction) -> int:
     return int(math.copysign(math.floor(abs(value) + Fraction(1, 2)), value))
 
 
+UNREADABLE = "not a readable media file (empty, truncated or not a video)"
+
+
+def _unreadable(path: Path, exc: Exception, during: str = "") -> MediaError:
+    """The error for a file FFmpeg cannot read; FFmpeg's own text goes to ``detail``
+    (shown with ``--verbose``)."""
+    error = MediaError(f"{path}: {UNREADABLE}" + (f"; {during}" if during else ""))
+    error.detail = f"FFmpeg: {exc}"
+    return error
+
+
 def _open(path: Path) -> av.container.InputContainer:
-    if not Path(path).is_file():
+    path = Path(path)
+    if path.is_dir():
+        raise MediaError(f"{path}: is a folder, not a media file")
+    if not path.is_file():
         raise MediaError(f"{path}: file not found")
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"{path}: cannot be opened as media ({exc})") from exc
+        raise _unreadable(path, exc) from exc
 
 
 def _duration(stream, container) -> float | None:
@@ -180,7 +195,7 @@ def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]
                 rgb = frame.reformat(format="rgb24", interpolation="AREA").to_ndarray()
                 frames.append(VideoFrame(index, seconds, _us(pts, time_base), rgb))
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{path}: video decoding failed ({exc})") from exc
+            raise _unreadable(path, exc, "video decoding failed") from exc
     return frames
 
 
@@ -239,7 +254,36 @@ def decode_audio(path: str | Path, start: float, end: float) -> list[AudioFrame]
                     )
                 )
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{path}: audio decoding failed ({exc})") from exc
+            raise _unreadable(path, exc, "audio decoding failed") from exc
+    return frames
+
+
+def video_frame_times(path: str | Path) -> list[VideoFrame]:
+    """Every video frame's timestamps, decoded but not converted to RGB (``rgb`` is None).
+
+    Meant for short generated clips: what the frame pickers need to tell which frames a clip
+    window would use (padding checks) without the pixels.
+
+    Raises:
+        MediaError: missing or unreadable file, no video stream.
+    """
+    path = Path(path)
+    frames: list[VideoFrame] = []
+    with _open(path) as container:
+        if not container.streams.video:
+            raise MediaError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        time_base, start_pts = stream.time_base, stream.start_time or 0
+        rate = stream.average_rate or stream.guessed_rate
+        try:
+            for frame in container.decode(stream):
+                pts = frame.pts if frame.pts is not None else frame.dts
+                if pts is None:
+                    raise MediaError(f"{path}: video frame without a timestamp")
+                index = round(float((pts - start_pts) * time_base * rate)) if rate else len(frames)
+                frames.append(VideoFrame(index, float(pts * time_base), _us(pts, time_base), None))
+        except av.error.FFmpegError as exc:
+            raise _unreadable(path, exc, "video decoding failed") from exc
     return frames
 
 
@@ -252,7 +296,7 @@ def count_video_frames(path: str | Path) -> int:
         try:
             return sum(1 for _ in container.decode(container.streams.video[0]))
         except av.error.FFmpegError as exc:
-            raise MediaError(f"{path}: video decoding failed ({exc})") from exc
+            raise _unreadable(path, exc, "video decoding failed") from exc
 
 
 def read_wav_or_audio(path: str | Path) -> tuple[np.ndarray, int]:
