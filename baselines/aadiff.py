@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 from avsync_bench.clips import resize_frames
+from avsync_bench.errors import InputError
 from baselines.base import Adapter, AdapterError, GenerationInput, GenerationOutput
 
 __all__ = [
@@ -355,7 +356,7 @@ def load_sd15(folder, device: str = "cpu", dtype: torch.dtype = torch.float32) -
         tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
         scheduler = DDIMScheduler.from_pretrained(folder, subfolder="scheduler")
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot load Stable Diffusion 1.5 from {folder}: {exc}") from exc
+        raise InputError(f"cannot load Stable Diffusion 1.5 from {folder}: {exc}") from exc
     for module in (unet, vae, text):
         module.to(device).eval()
     return TinySD(unet, vae, text, PromptTokenizer(tokenizer), scheduler, folder)

@@ -24,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from avsync_bench.errors import OptionError
 from baselines import codi_driver
 from baselines.base import Adapter, AdapterError, GenerationInput, GenerationOutput
 from baselines.external import normalise_video, text_tail, write_png, write_wav
@@ -76,14 +77,14 @@ class CoDiAdapter(Adapter):
         self.codi_repo = Path(codi_driver.resolve_repo(codi_repo))
         self.codi_python = Path(codi_python).expanduser()
         if not self.codi_python.is_file() or not os.access(self.codi_python, os.X_OK):
-            raise ValueError(f"{self.codi_python}: not an executable Python interpreter")
+            raise OptionError(f"{self.codi_python}: not an executable Python interpreter")
         self.checkpoints = (
             Path(checkpoints or self.codi_repo / "checkpoints").expanduser().resolve()
         )
         self.checkpoint_files = [str(name) for name in checkpoint_files]
         missing = [n for n in self.checkpoint_files if not (self.checkpoints / n).is_file()]
         if missing:
-            raise ValueError(
+            raise OptionError(
                 f"missing CoDi checkpoint(s) in {self.checkpoints}: {', '.join(missing)}; "
                 f"download them from {codi_driver.CHECKPOINT_URL}<name> (see README, Baselines)"
             )
@@ -93,13 +94,13 @@ class CoDiAdapter(Adapter):
             or any(c not in codi_driver.CONDITIONS for c in self.conditions)
             or len(set(self.conditions)) != len(self.conditions)
         ):
-            raise ValueError(
+            raise OptionError(
                 f"conditions must be a non-repeating subset of image,text,audio, got {self.conditions}"
             )
         if ddim_steps < 1 or num_frames < 1 or image_size < 64 or image_size % 64:
-            raise ValueError("ddim_steps and num_frames must be >= 1, image_size a multiple of 64")
+            raise OptionError("ddim_steps and num_frames must be >= 1, image_size a multiple of 64")
         if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise OptionError(f"timeout must be positive, got {timeout}")
         self.ddim_steps, self.scale = int(ddim_steps), float(scale)
         self.num_frames, self.image_size = int(num_frames), int(image_size)
         self.fp16, self.timeout = bool(fp16), timeout

@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from avsync_bench.errors import OptionError
 from baselines.base import Adapter, AdapterError, GenerationInput, GenerationOutput
 from baselines.external import normalise_video, text_tail, write_png, write_wav
 
@@ -60,19 +61,19 @@ class CommandAdapter(Adapter):
             args = shlex.split(cmd_template)
             fields = set().union(*(_fields(a) for a in args)) if args else set()
         except ValueError as exc:
-            raise ValueError(f"cannot parse the command template: {exc}") from exc
+            raise OptionError(f"cannot parse the command template: {exc}") from exc
         if not args:
-            raise ValueError("the command template is empty")
+            raise OptionError("the command template is empty")
         unknown = sorted(f for f in fields if f not in PLACEHOLDERS)
         if unknown:
-            raise ValueError(
+            raise OptionError(
                 f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)} in the "
                 f"command template; known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
             )
         if "out" not in fields:
-            raise ValueError("the command template must contain {out} (where the video goes)")
+            raise OptionError("the command template must contain {out} (where the video goes)")
         if timeout is not None and timeout <= 0:
-            raise ValueError(f"timeout must be positive, got {timeout}")
+            raise OptionError(f"timeout must be positive, got {timeout}")
         self.cmd_template = cmd_template
         self.keep_audio = keep_audio
         self.timeout = timeout
@@ -80,7 +81,7 @@ class CommandAdapter(Adapter):
         try:  # catch bad format specs (e.g. "{seed:q}") now rather than on every clip
             self.command_for({**dict.fromkeys(PLACEHOLDERS, "x"), "seed": 0})
         except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"bad placeholder in the command template: {exc}") from exc
+            raise OptionError(f"bad placeholder in the command template: {exc}") from exc
 
     def command_for(self, values: dict[str, object]) -> list[str]:
         """The argument list for one clip: each template argument with ``values`` substituted

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Sampler
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from avsync_bench.clips import clip_mel, load_clips
 from avsync_bench.datasets import TestVideo
+from avsync_bench.errors import InputError
 from avsync_bench.io.media import probe as probe_media
 from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode
 
@@ -55,7 +56,7 @@ class TrainSampleSampler(Sampler):
         start_micro_batch: int = 0,
     ) -> None:
         if num_videos < 1:
-            raise ValueError("the split lists no videos")
+            raise InputError("the split lists no videos")
         self.num_videos, self.batch_size, self.seed = num_videos, batch_size, seed
         self.process_index, self.num_processes = process_index, num_processes
         self.start_micro_batch = start_micro_batch

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 import yaml
 
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
+from avsync_bench.errors import InputError
 from avsync_bench.protocol import ClipSpec, ProtocolMode
 from reference_model.audio_encoder import (
     IMAGEBIND_HUGE_AUDIO_CONFIG,
@@ -150,22 +151,22 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     if not path.is_file():
         candidate = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
         if not candidate.is_file():
-            raise ValueError(f"training config {path} not found (nor {candidate})")
+            raise InputError(f"training config {path} not found (nor {candidate})")
         path = candidate
     raw = yaml.safe_load(path.read_text()) or {}
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     flat: dict = {}
     for section, values in raw.items():
         if section not in SECTIONS or not isinstance(values, dict):
-            raise ValueError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
+            raise InputError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
         for key, value in values.items():
             if key not in names:
-                raise ValueError(f"{path}: unknown key {section}.{key}")
+                raise InputError(f"{path}: unknown key {section}.{key}")
             flat[key] = value
     flat.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(flat) - names
     if unknown:
-        raise ValueError(f"unknown config overrides {sorted(unknown)}")
+        raise InputError(f"unknown config overrides {sorted(unknown)}")
     return TrainConfig(**flat)
 
 
@@ -198,14 +199,14 @@ class TextEmbedder:
         self._clip = None
         if kind == "precomputed":
             if embeddings_path is None:
-                raise ValueError("text_encoder 'precomputed' needs model.text_embeddings (a .pt)")
+                raise InputError("text_encoder 'precomputed' needs model.text_embeddings (a .pt)")
             table = torch.load(Path(embeddings_path), map_location="cpu", weights_only=True)
             if not isinstance(table, dict):
-                raise ValueError(f"{embeddings_path}: expected a mapping class text -> tensor")
+                raise InputError(f"{embeddings_path}: expected a mapping class text -> tensor")
             self._table = {k: v.reshape(77, -1).float() for k, v in table.items()}
         elif kind == "clip":
             if sd_path is None:
-                raise ValueError("text_encoder 'clip' needs the SD-1.5 folder")
+                raise InputError("text_encoder 'clip' needs the SD-1.5 folder")
             from transformers import CLIPTextModel, CLIPTokenizer
 
             self._clip = (
@@ -213,7 +214,7 @@ class TextEmbedder:
                 CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder").eval(),
             )
         elif kind != "random":
-            raise ValueError(f"unknown text_encoder {kind!r}: precomputed | clip | random")
+            raise InputError(f"unknown text_encoder {kind!r}: precomputed | clip | random")
 
     def _one(self, text: str) -> torch.Tensor:
         if text in self._cache:
@@ -298,7 +299,7 @@ def build_models(cfg: TrainConfig) -> TrainModels:
 
     if cfg.model_kind == "tiny":
         if cfg.unet_config is None or cfg.vae_config is None:
-            raise ValueError("model_kind 'tiny' needs model.unet_config and model.vae_config")
+            raise InputError("model_kind 'tiny' needs model.unet_config and model.vae_config")
         unet = AudioUNet3DConditionModel(**cfg.unet_config)
         fresh = {
             k: v.clone()
@@ -325,7 +326,7 @@ def build_models(cfg: TrainConfig) -> TrainModels:
         imagebind = cfg.imagebind_checkpoint or _resolve_weight(cfg, "imagebind_huge")
         audio_encoder = ImageBindSegmaskAudioEncoder.from_imagebind_checkpoint(imagebind)
     else:
-        raise ValueError(f"unknown model_kind {cfg.model_kind!r}: sd15 | tiny")
+        raise InputError(f"unknown model_kind {cfg.model_kind!r}: sd15 | tiny")
     unet.freeze_non_trainable()
     unet.train()
     vae.requires_grad_(False).eval()
