@@ -81,7 +81,11 @@ def _fetch_url(store: WeightStore, spec: WeightSpec, progress: bool) -> Resolved
             f"{partial.name} from {spec.url}: sha256 {digest} does not match the published "
             f"{published}; the download was deleted, nothing was pinned"
         )
-    return store.install(spec.name, partial)
+    try:
+        return store.install(spec.name, partial)
+    except WeightsError:
+        partial.unlink(missing_ok=True)  # complete but refused: resuming it cannot help
+        raise
 
 
 def _from_folder(store: WeightStore, spec: WeightSpec, partial: Path, manifest: dict):

@@ -50,7 +50,12 @@ def _torch_state(path: Path, expected_prefixes: tuple[str, ...]) -> None:
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # legacy (non-zip) files cannot be memory-mapped
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
         raise ProbeError(f"{path}: not a torch checkpoint ({type(exc).__name__}: {exc})") from exc
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
@@ -136,12 +141,16 @@ def _sd15(path: Path) -> None:
 
 
 def _avsyncd(path: Path) -> None:
-    from reference_model.pipeline import find_official_unet_folder
-
-    try:
-        unet = find_official_unet_folder(path)
-    except FileNotFoundError as exc:
-        raise ProbeError(str(exc)) from exc
+    # the places reference_model.pipeline.find_official_unet_folder accepts (not imported:
+    # it pulls in diffusers, which takes seconds)
+    found = [
+        c for c in (path, path / "unet", path / "modules" / "unet") if (c / "config.json").is_file()
+    ]
+    if not found:
+        raise ProbeError(
+            f"{path}: no official UNet (expected checkpoint-N/modules/unet/config.json)"
+        )
+    unet = found[0]
     weights = [unet / "diffusion_pytorch_model.safetensors", unet / "diffusion_pytorch_model.bin"]
     present = [w for w in weights if w.is_file()]
     if not present:

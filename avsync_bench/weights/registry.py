@@ -83,6 +83,10 @@ DRIVE_AVSYNC15 = _DRIVE + "17ZYopMVM1ZuJ1CBZPzhwAyOa4rR9Eo-_"
 DRIVE_LANDSCAPES = _DRIVE + "1Wa0wK9D_qlkT8U2O8zCz6UoQql-A3zjD"
 DRIVE_THEGREATESTHITS = _DRIVE + "1u8Ksc9TrDhcr6tV_7xH9RsbdkklH-2y9"
 
+#: stable-diffusion-v1-5/stable-diffusion-v1-5 (the maintained mirror of the withdrawn
+#: runwayml repository) at the commit used by diffusers-based projects.
+SD15_REVISION = "451f4fe16113bff5a5d2269ed5ad43b0592e9a14"
+
 #: What AVSyncD and AADiff load from SD-1.5 (fp32 safetensors only; no .bin, fp16, non-EMA or
 #: single-file checkpoints, no safety checker).
 SD15_PATTERNS = (
@@ -180,7 +184,7 @@ REGISTRY: dict[str, WeightSpec] = {
             hub=HubSource(
                 repo_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
                 repo_type="model",
-                revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14",
+                revision=SD15_REVISION,
                 allow_patterns=SD15_PATTERNS,
             ),
         ),

@@ -27,7 +27,6 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +85,15 @@ def sha256_path(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(files: dict[str, str]) -> str:
+    """:func:`sha256_path` of a folder from its files' sha256s (``relative path → hex``)."""
+    digest = hashlib.sha256()
+    for rel in sorted(files, key=lambda r: Path(r)):
+        digest.update(rel.encode() + b"\0")
+        digest.update(bytes.fromhex(files[rel]))
     return digest.hexdigest()
 
 
@@ -222,11 +230,21 @@ class WeightStore:
             probe(name, partial)
         except ProbeError as exc:
             raise WeightsError(str(exc)) from exc
-        self._verify(spec, partial, sha256_path(partial))
+        files = (manifest or {}).get("files") or {}
+        on_disk = {f.relative_to(partial).as_posix() for f in partial.rglob("*") if f.is_file()}
+        known = partial.is_dir() and set(files) == on_disk  # hashes already checked: reuse them
+        self._verify(spec, partial, folder_digest(files) if known else sha256_path(partial))
         target = self.path(name)
         if target.is_dir():
             shutil.rmtree(target)
         os.replace(partial, target)
+        if known:  # seed the hash cache so resolving does not read every byte again
+            hashes = self._json("hashes.json")
+            for rel, digest in files.items():
+                stat = (target / rel).stat()
+                key = f"{(target / rel).relative_to(self.root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
+                hashes[key] = digest
+            _write_json_atomic(self.root / "hashes.json", hashes)
         manifests = self._json("manifests.json")
         if manifest is not None:
             manifests[name] = manifest
@@ -271,11 +289,11 @@ class WeightStore:
             raise WeightsError(f"{source}: {name} must be {kind}")
         from avsync_bench.weights.probes import ProbeError, probe
 
+        self._verify(spec, source, sha256_path(source), pin=False)
         try:
             probe(name, source)
         except ProbeError as exc:
             raise WeightsError(f"refused to import {source} as {name}: {exc}") from exc
-        self._verify(spec, source, sha256_path(source), pin=False)
         self.root.mkdir(parents=True, exist_ok=True)
         partial = self.path(name).with_name(self.path(name).name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
