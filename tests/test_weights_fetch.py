@@ -148,7 +148,7 @@ def test_offline_names_every_missing_entry_with_source_and_import(tmp_path, monk
         fetch_all(WeightStore(tmp_path), None, progress=False)
     assert set(info.value.failures) == set(registry.REGISTRY) and server.requests == []
     text = str(info.value)
-    for name, spec in registry.REGISTRY.items():
+    for name in registry.REGISTRY:
         assert f"avsync-bench weights import {name} " in text
     assert "stable-diffusion-v1-5/stable-diffusion-v1-5@451f4fe" in text
 
