@@ -278,8 +278,11 @@ def _manifest(root: Path, videos: list[Path], report: VerifyReport) -> None:
         report.manifest = f"{MANIFEST} re-checked ({len(recorded)} files)"
     elif not report.problems:
         lines = [f"{_sha256(f)}  {f.relative_to(root).as_posix()}" for f in files]
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        report.manifest = f"{MANIFEST} written ({len(lines)} files)"
+        try:
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            report.manifest = f"{MANIFEST} written ({len(lines)} files)"
+        except OSError as exc:  # a read-only copy is still checked, just not recorded
+            report.manifest = f"{MANIFEST} not written ({exc.strerror}: {path})"
     else:
         report.manifest = f"{MANIFEST} not written (problems found)"
 
@@ -308,7 +311,10 @@ def official_lists(dataset: str) -> dict[str, list[str]]:
     try:
         entries = gdown.download_folder(url=release.drive, skip_download=True, quiet=True)
     except Exception as exc:
-        raise DatasetError(f"cannot list the official folder {release.drive}: {exc}") from exc
+        raise DatasetError(
+            f"cannot read the official lists from {release.drive} ({exc}); a mirror is accepted "
+            "only after its lists are compared with them"
+        ) from exc
     lists = {}
     with tempfile.TemporaryDirectory() as tmp:
         for entry in entries or []:
@@ -341,6 +347,7 @@ def fetch_dataset(
         report = verify_release(dataset, root)
         if report.problems:
             raise DatasetError(_problem_text(report, "the existing copy"))
+        report.manifest = f"already present; {report.manifest}"
         return report
     if source not in ("drive", "hub"):
         raise DatasetError(f"--source must be drive or hub, not {source!r}")

@@ -87,6 +87,8 @@ def download_url(url: str, partial: Path, progress: bool = True) -> Path:
                 tqdm_class=_rich_tqdm() if progress else None,
             )
     except Exception as exc:  # httpx errors, HfHubHTTPError, OSError (size mismatch)
+        if partial.stat().st_size == 0:
+            partial.unlink()  # nothing to resume from
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
     return partial
 
@@ -116,8 +118,12 @@ def resolve_revision(source: HubSource) -> str:
         return source.revision
     from huggingface_hub import HfApi
 
-    info = HfApi().repo_info(source.repo_id, repo_type=source.repo_type)
-    return info.sha
+    try:
+        return HfApi().repo_info(source.repo_id, repo_type=source.repo_type).sha
+    except Exception as exc:  # httpx errors, HfHubHTTPError, offline mode
+        raise DownloadError(
+            f"{source.repo_type} {source.repo_id}: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def hub_published_files(source: HubSource, revision: str) -> list[HubFile]:
@@ -127,15 +133,24 @@ def hub_published_files(source: HubSource, revision: str) -> list[HubFile]:
         DownloadError: no file matches (the repository lacks them).
     """
     from huggingface_hub import HfApi
+    from huggingface_hub.errors import EntryNotFoundError
 
-    tree = HfApi().list_repo_tree(
-        source.repo_id,
-        path_in_repo=source.subfolder or None,
-        recursive=True,
-        expand=True,
-        revision=revision,
-        repo_type=source.repo_type,
-    )
+    where = f"{source.repo_type} {source.repo_id}@{revision}"
+    try:
+        tree = list(
+            HfApi().list_repo_tree(
+                source.repo_id,
+                path_in_repo=source.subfolder or None,
+                recursive=True,
+                expand=True,
+                revision=revision,
+                repo_type=source.repo_type,
+            )
+        )
+    except EntryNotFoundError as exc:
+        raise DownloadError(f"{where}: no file matches {list(source.allow_patterns)}") from exc
+    except Exception as exc:  # httpx errors, HfHubHTTPError, offline mode
+        raise DownloadError(f"{where}: {type(exc).__name__}: {exc}") from exc
     files = []
     for entry in tree:
         if not hasattr(entry, "blob_id") or not any(
@@ -146,10 +161,7 @@ def hub_published_files(source: HubSource, revision: str) -> list[HubFile]:
         sha256 = lfs.sha256 if lfs is not None else None
         files.append(HubFile(entry.path, entry.size, sha256, entry.blob_id))
     if not files:
-        raise DownloadError(
-            f"{source.repo_type} {source.repo_id}@{revision}: no file matches "
-            f"{list(source.allow_patterns)}"
-        )
+        raise DownloadError(f"{where}: no file matches {list(source.allow_patterns)}")
     return sorted(files, key=lambda f: f.path)
 
 
@@ -222,6 +234,8 @@ def download_drive_folder(url: str, partial: Path, progress: bool = True) -> Pat
     try:
         files = gdown.download_folder(url=url, output=str(partial), quiet=not progress, resume=True)
     except Exception as exc:
+        if not any(partial.iterdir()):
+            partial.rmdir()  # nothing to resume from
         raise DownloadError(f"{url}: {type(exc).__name__}: {exc}") from exc
     if not files:
         raise DownloadError(f"{url}: gdown returned no file")

@@ -331,6 +331,7 @@ class WeightStore:
             standin_sha = entry["sha256"] if isinstance(entry, dict) else entry
             if standin_sha == digest:
                 return "standin", "deterministic stand-in weights"
+            return "checksum mismatch", f"{path}: sha256 {digest} != the stand-in's {standin_sha}"
         manifest = self._json("manifests.json").get(name)
         if manifest and path.is_dir():
             hashes = self._json("hashes.json")
