@@ -107,13 +107,14 @@ def test_drive_fetch_refuses_a_broken_release_by_name(
     assert not root.exists()  # the download stays in AVSync15.incomplete, never used
 
 
-def test_hub_mirror_with_a_differing_list_is_refused_naming_the_entries(
-    gallery, tmp_path, monkeypatch
-):
+@pytest.mark.parametrize("differ", [False, True], ids=["same-lists", "differing-list"])
+def test_hub_mirror_is_checked_against_the_official_lists(gallery, tmp_path, monkeypatch, differ):
     import gdown
 
     def mirror(root: Path):
         shutil.copytree(gallery, root)
+        if not differ:
+            return
         lines = (root / "test.txt").read_text().splitlines()
         renamed = "dog_barking/renamed.mp4"
         (root / "videos" / lines[3]).rename(root / "videos" / renamed)
@@ -136,6 +137,11 @@ def test_hub_mirror_with_a_differing_list_is_refused_naming_the_entries(
         gdown, "download", lambda id, output, quiet: shutil.copy(official[id], output)
     )
     root = tmp_path / "data" / "AVSync15"
+    if not differ:
+        report = fetch_dataset("avsync15", root, source="hub")
+        assert report.problems == [] and (root / MANIFEST).is_file()
+        assert (root.parent / ".AVSync15.revision").read_text() == hub.head  # pinned at first fetch
+        return
     with pytest.raises(DatasetError) as info:
         fetch_dataset("avsync15", root, source="hub")
     text = str(info.value)
