@@ -383,7 +383,8 @@ def fetch_dataset(
         raise DatasetError(f"cannot fetch {dataset} from {where}: {exc}") from exc
     report = verify_release(dataset, found, official)
     if report.problems:
-        raise DatasetError(_problem_text(report, f"the download from {where}"))
+        note = f"\n({release.videos_note})" if release.videos_note else ""
+        raise DatasetError(_problem_text(report, f"the download from {where}") + note)
     root.parent.mkdir(parents=True, exist_ok=True)
     os.replace(found, root)
     if found != partial:

@@ -290,11 +290,19 @@ def test_space_checkpoint_pins_the_head_commit_and_strips_the_folder(tmp_path, m
     assert store._json("revisions.json") == {"avsyncd_avsync15": hub.head}
 
 
-def test_space_without_the_files_falls_back_to_the_drive_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["empty listing", "404"])
+def test_space_without_the_files_falls_back_to_the_drive_folder(tmp_path, monkeypatch, how):
     import gdown
+    from huggingface_hub.errors import EntryNotFoundError
 
     hub = FakeHub(monkeypatch, lambda root: root.mkdir(parents=True))
     hub.tmp = tmp_path / "remote"
+    if how == "404":
+
+        def missing_folder(*args, **kwargs):
+            raise EntryNotFoundError("404: checkpoints/audio-cond_animation/… not found")
+
+        monkeypatch.setattr(huggingface_hub.HfApi, "list_repo_tree", missing_folder)
     seen = []
 
     def fake_download_folder(url, output, quiet, resume):

@@ -47,7 +47,9 @@ def list_command(weights_dir: Path | None = WeightsDir) -> None:
 @app.command("fetch")
 def fetch_command(
     names: list[str] = typer.Argument(None, help="Registry names (see `weights list`)."),
-    all_: bool = typer.Option(False, "--all", help="Every registry entry (≈20 GB in all)."),
+    all_: bool = typer.Option(
+        False, "--all", help="Every registry entry (≈25 GB in all; scoring needs ≈4.7 GB of it)."
+    ),
     weights_dir: Path | None = WeightsDir,
 ) -> None:
     """Download NAME… (or --all) from the official sources into the weights folder.
