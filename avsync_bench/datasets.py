@@ -97,7 +97,8 @@ class TestVideo:
 
 def resolve_root(dataset: str, data_root: str | Path | None) -> Path:
     """The dataset root: ``data_root`` if given, else ``datasets/<Name>``, else
-    ``$AVSYNC_BENCH_DATA/<Name>``.
+    ``$AVSYNC_BENCH_DATA/<Name>`` (default ``$AVSYNC_BENCH_HOME/datasets/<Name>``, where
+    ``avsync-bench datasets fetch`` puts it).
 
     Raises:
         DatasetError: unknown dataset, or no existing root (the message lists the places tried).
@@ -110,14 +111,14 @@ def resolve_root(dataset: str, data_root: str | Path | None) -> Path:
         return root
     tried = [Path("datasets") / info.folder]
     env = os.environ.get("AVSYNC_BENCH_DATA")
-    if env:
-        tried.append(Path(env) / info.folder)
+    home = Path(os.environ.get("AVSYNC_BENCH_HOME", Path.home() / ".cache" / "avsync-bench"))
+    tried.append((Path(env) if env else home / "datasets") / info.folder)  # `datasets fetch`
     for root in tried:
         if root.is_dir():
             return root
     raise DatasetError(
         f"no {info.folder} dataset found; tried {', '.join(map(str, tried))} "
-        "(pass --data-root or set AVSYNC_BENCH_DATA)"
+        f"(pass --data-root, set AVSYNC_BENCH_DATA, or run: avsync-bench datasets fetch {dataset})"
     )
 
 

@@ -36,10 +36,16 @@ def test_import_verifies_published_prefix(tmp_path):
         WeightStore(tmp_path / "w").import_("fid_inception", fake)
 
 
+def _torchscript(path, features=2):
+    import torch
+
+    torch.jit.save(torch.jit.script(torch.nn.Linear(features, 2)), str(path))
+    return path
+
+
 def test_unpublished_checksum_is_pinned_at_import_and_enforced(tmp_path):
     store = WeightStore(tmp_path / "w")
-    first = tmp_path / "i3d.pt"
-    first.write_bytes(b"version one")
+    first = _torchscript(tmp_path / "i3d.pt")
     resolved = store.import_("i3d_torchscript", first)
     assert not resolved.standin and resolved.sha256 == store._json("pins.json")["i3d_torchscript"]
     store.path("i3d_torchscript").write_bytes(b"tampered")
@@ -47,16 +53,10 @@ def test_unpublished_checksum_is_pinned_at_import_and_enforced(tmp_path):
         store.resolve("i3d_torchscript")
 
 
-def test_fetch_of_a_browser_only_source_explains_the_import_route(tmp_path):
-    with pytest.raises(WeightsError, match="weights import avsync_classifier"):
-        WeightStore(tmp_path).fetch("avsync_classifier")
-
-
 def test_standins_are_marked_and_replaced_by_an_import(tmp_path):
     (resolved,) = make_standins(tmp_path / "w", ["i3d_torchscript"])
     assert resolved.standin
-    real = tmp_path / "real.pt"
-    real.write_bytes(b"real detector bytes")
+    real = _torchscript(tmp_path / "real.pt", features=3)
     imported = WeightStore(tmp_path / "w").import_("i3d_torchscript", real)
     assert not imported.standin
 

@@ -6,6 +6,7 @@ import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
 from avsync_bench.cli import animate as animate_cli
+from avsync_bench.cli import datasets as datasets_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import study as study_cli
 from avsync_bench.cli import train as train_cli
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.command("score")(score.score_command)
 app.command("sync-score")(sync_score.sync_score_command)
 app.add_typer(weights.app, name="weights")
+app.add_typer(datasets_cli.app, name="datasets")
 app.add_typer(generate.app, name="generate")
 app.add_typer(leaderboard.app, name="leaderboard")
 app.command("compare")(leaderboard.compare_command)

@@ -9,7 +9,15 @@ Folder: ``--weights-dir`` if given, else ``$AVSYNC_BENCH_HOME/weights`` (default
   weights for tests and dry runs). A resolved stand-in is marked ``standin`` and skips the
   published checksum; results computed with it carry ``standin: true`` and the leaderboard
   refuses them.
-* ``hashes.json``: a cache of file hashes keyed by (size, mtime), so a 4.5 GB file is hashed once.
+* ``hashes.json``: a cache of file hashes keyed by (path, size, mtime), so a 4.5 GB file is
+  hashed once (``weights verify`` re-hashes everything).
+* ``manifests.json``: for folders fetched from the Hub or Google Drive, the source, the commit
+  and every file's sha256 (the Hub's published LFS sha256 where there is one), so a mismatch
+  names the file.
+
+Nothing is installed or pinned before it loads with its real loader
+(:mod:`avsync_bench.weights.probes`); downloads go to ``<name>.incomplete`` and are moved into
+place only when complete and verified (:mod:`avsync_bench.weights.fetch`).
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ import json
 import os
 import shutil
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +57,9 @@ class MissingWeightsError(WeightsError):
             spec = get_spec(name)
             lines.append(f"  - {name}: {store.root / spec.filename}")
             lines.append(f"      official URL: {spec.url}")
-            if spec.direct:
-                lines.append(f"      download:     avsync-bench weights fetch {name}")
+            if spec.hub is not None:
+                lines.append(f"      hub:          {spec.hub.repo_type} {spec.hub.repo_id}")
+            lines.append(f"      download:     avsync-bench weights fetch {name}")
             lines.append(
                 f"      import:       avsync-bench weights import {name} /path/to/{spec.filename}"
             )
@@ -78,6 +86,15 @@ def sha256_path(path: Path) -> str:
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digest(files: dict[str, str]) -> str:
+    """:func:`sha256_path` of a folder from its files' sha256s (``relative path → hex``)."""
+    digest = hashlib.sha256()
+    for rel in sorted(files, key=lambda r: Path(r)):
+        digest.update(rel.encode() + b"\0")
+        digest.update(bytes.fromhex(files[rel]))
     return digest.hexdigest()
 
 
@@ -118,17 +135,30 @@ class WeightStore:
         """Where weights ``name`` live (whether or not present)."""
         return self.root / get_spec(name).filename
 
-    def _hash(self, path: Path) -> str:
-        stat = path.stat()
-        key = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-        hashes = self._json("hashes.json")
-        if key not in hashes or path.is_dir():
-            hashes[key] = sha256_path(path)
-            if not path.is_dir():
-                _write_json_atomic(self.root / "hashes.json", hashes)
+    def _file_hash(self, file: Path, hashes: dict, fresh: bool) -> str:
+        stat = file.stat()
+        key = f"{file.relative_to(self.root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if fresh or key not in hashes:
+            hashes[key] = sha256_path(file)
         return hashes[key]
 
-    def _verify(self, spec: WeightSpec, path: Path, digest: str) -> None:
+    def _hash(self, path: Path, fresh: bool = False) -> str:
+        """sha256 as :func:`sha256_path`, with per-file results cached in ``hashes.json``."""
+        if not path.is_relative_to(self.root):
+            return sha256_path(path)
+        hashes = self._json("hashes.json")
+        if path.is_dir():
+            digest = hashlib.sha256()
+            for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+                digest.update(bytes.fromhex(self._file_hash(file, hashes, fresh)))
+            value = digest.hexdigest()
+        else:
+            value = self._file_hash(path, hashes, fresh)
+        _write_json_atomic(self.root / "hashes.json", hashes)
+        return value
+
+    def _verify(self, spec: WeightSpec, path: Path, digest: str, pin: bool = True) -> None:
         if spec.sha256 and digest != spec.sha256:
             raise WeightsError(f"{path}: sha256 {digest} != published {spec.sha256}")
         if spec.sha256_prefix and not digest.startswith(spec.sha256_prefix):
@@ -139,9 +169,9 @@ class WeightStore:
         if spec.name in pins and pins[spec.name] != digest:
             raise WeightsError(
                 f"{path}: sha256 {digest} differs from the one pinned at first download/import "
-                f"({pins[spec.name]}); remove {self.root / 'pins.json'} entry to re-pin"
+                f"({pins[spec.name]}); to start again: avsync-bench weights remove {spec.name}"
             )
-        if spec.name not in pins and not (spec.sha256 or spec.sha256_prefix):
+        if pin and spec.name not in pins and not (spec.sha256 or spec.sha256_prefix):
             pins[spec.name] = digest
             _write_json_atomic(self.root / "pins.json", pins)
 
@@ -177,41 +207,74 @@ class WeightStore:
         return resolved
 
     def fetch(self, name: str, progress: bool = True) -> ResolvedWeight:
-        """Download weights ``name`` once from the official URL (atomic, verified).
+        """Download weights ``name`` once from its source (see :mod:`avsync_bench.weights.fetch`).
 
         Raises:
-            WeightsError: the URL is not a direct download, or the download fails.
+            FetchError: offline, or the download or its verification failed (the message names
+                the file, the source and the ``weights import`` command).
         """
+        from avsync_bench.weights.fetch import fetch_all
+
+        return fetch_all(self, [name], progress=progress)[name]
+
+    def install(self, name: str, partial: Path, manifest: dict | None = None) -> ResolvedWeight:
+        """Probe, verify, pin and move a complete download ``partial`` into place (atomic).
+
+        Raises:
+            WeightsError: it does not load with its real loader, or fails its checksum; the
+                partial download is left where it is, never pinned.
+        """
+        from avsync_bench.weights.probes import ProbeError, probe
+
         spec = get_spec(name)
+        try:
+            probe(name, partial)
+        except ProbeError as exc:
+            raise WeightsError(str(exc)) from exc
+        files = (manifest or {}).get("files") or {}
+        on_disk = {f.relative_to(partial).as_posix() for f in partial.rglob("*") if f.is_file()}
+        known = partial.is_dir() and set(files) == on_disk  # hashes already checked: reuse them
+        self._verify(spec, partial, folder_digest(files) if known else sha256_path(partial))
         target = self.path(name)
-        if target.exists():
-            return self.resolve(name)
-        if not spec.direct:
-            raise WeightsError(
-                f"{name} cannot be downloaded automatically from {spec.url}; download it there, "
-                f"then run: avsync-bench weights import {name} PATH"
-            )
-        self.root.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        try:
-            with (
-                urllib.request.urlopen(spec.url, timeout=60) as response,
-                open(partial, "wb") as out,
-            ):
-                shutil.copyfileobj(response, out, length=1 << 20)
-        except OSError as exc:
-            partial.unlink(missing_ok=True)
-            raise WeightsError(
-                f"cannot download {name} from {spec.url} ({exc}); offline machines: download it "
-                f"elsewhere, then run: avsync-bench weights import {name} PATH"
-            ) from exc
-        try:
-            self._verify(spec, partial, sha256_path(partial))
-        except WeightsError:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(target)
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(partial, target)
+        if known:  # seed the hash cache so resolving does not read every byte again
+            hashes = self._json("hashes.json")
+            for rel, digest in files.items():
+                stat = (target / rel).stat()
+                key = f"{(target / rel).relative_to(self.root).as_posix()}:{stat.st_size}:{stat.st_mtime_ns}"
+                hashes[key] = digest
+            _write_json_atomic(self.root / "hashes.json", hashes)
+        manifests = self._json("manifests.json")
+        if manifest is not None:
+            manifests[name] = manifest
+        else:
+            manifests.pop(name, None)
+        _write_json_atomic(self.root / "manifests.json", manifests)
+        standins = self._json("standins.json")
+        if standins.pop(name, None) is not None:
+            _write_json_atomic(self.root / "standins.json", standins)
         return self.resolve(name)
+
+    def remove(self, name: str) -> list[str]:
+        """Delete weights ``name``: the file or folder, any ``.incomplete`` download, its pin,
+        manifest and stand-in record. Returns what was removed (empty when nothing was there)."""
+        target = self.path(name)
+        removed = []
+        for path in (target, target.with_name(target.name + ".incomplete")):
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed.append(str(path))
+            elif path.exists():
+                path.unlink()
+                removed.append(str(path))
+        for record in ("pins.json", "manifests.json", "standins.json", "revisions.json"):
+            data = self._json(record)
+            if data.pop(name, None) is not None:
+                _write_json_atomic(self.root / record, data)
+                removed.append(f"{record} entry")
+        return removed
 
     def import_(self, name: str, source: str | Path) -> ResolvedWeight:
         """Copy a local file (or folder) into the weights folder after verifying it.
@@ -225,21 +288,21 @@ class WeightStore:
         if spec.folder != source.is_dir():
             kind = "a folder" if spec.folder else "a file"
             raise WeightsError(f"{source}: {name} must be {kind}")
-        self._verify(spec, source, sha256_path(source))
-        target = self.path(name)
+        from avsync_bench.weights.probes import ProbeError, probe
+
+        self._verify(spec, source, sha256_path(source), pin=False)
+        try:
+            probe(name, source)
+        except ProbeError as exc:
+            raise WeightsError(f"refused to import {source} as {name}: {exc}") from exc
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
+        partial = self.path(name).with_name(self.path(name).name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
         if source.is_dir():
-            shutil.rmtree(partial, ignore_errors=True)
             shutil.copytree(source, partial)
-            shutil.rmtree(target, ignore_errors=True)
         else:
             shutil.copyfile(source, partial)
-        os.replace(partial, target)
-        standins = self._json("standins.json")
-        if standins.pop(name, None) is not None:
-            _write_json_atomic(self.root / "standins.json", standins)
-        return self.resolve(name)
+        return self.install(name, partial)
 
     def register_standin(self, name: str, config: dict | None = None) -> ResolvedWeight:
         """Record the file now at :meth:`path` as a stand-in (deterministic weights), with the
@@ -250,20 +313,74 @@ class WeightStore:
         _write_json_atomic(self.root / "standins.json", standins)
         return self.resolve(name)
 
-    def status(self) -> list[dict]:
-        """One row per registry entry: name, present, standin, path, url, licence."""
+    def check(self, name: str, fresh: bool = False) -> tuple[str, str]:
+        """Status of weights ``name`` and a detail line.
+
+        Status is one of ``missing``, ``standin``, ``verified`` (matches a published checksum:
+        the publisher's sha256 or prefix, or the Hub's LFS sha256s recorded at download),
+        ``pinned`` (matches the sha256 pinned at first download/import), ``present`` (not yet
+        pinned: it is pinned on first use), ``checksum mismatch`` (the detail names the file).
+        ``fresh`` re-hashes every byte instead of trusting ``hashes.json``.
+        """
+        spec, path = get_spec(name), self.path(name)
+        if not path.exists():
+            partial = path.with_name(path.name + ".incomplete")
+            return "missing", ("partial download kept for resuming" if partial.exists() else "")
+        digest = self._hash(path, fresh=fresh)
+        entry = self._json("standins.json").get(name)
+        if entry is not None:
+            standin_sha = entry["sha256"] if isinstance(entry, dict) else entry
+            if standin_sha == digest:
+                return "standin", "deterministic stand-in weights"
+            return "checksum mismatch", f"{path}: sha256 {digest} != the stand-in's {standin_sha}"
+        manifest = self._json("manifests.json").get(name)
+        if manifest and path.is_dir():
+            hashes = self._json("hashes.json")
+            for rel, expected in sorted(manifest.get("files", {}).items()):
+                file = path / rel
+                if not file.is_file():
+                    return "checksum mismatch", f"{file}: missing (listed in the manifest)"
+                if self._file_hash(file, hashes, fresh) != expected:
+                    return "checksum mismatch", f"{file}: sha256 differs from {expected}"
+        if spec.sha256 and digest != spec.sha256:
+            return "checksum mismatch", f"{path}: sha256 {digest} != published {spec.sha256}"
+        if spec.sha256_prefix:
+            if not digest.startswith(spec.sha256_prefix):
+                return "checksum mismatch", f"{path}: sha256 {digest[:16]}… != published prefix"
+            return "verified", f"sha256 {digest[:16]}… (published prefix {spec.sha256_prefix})"
+        if spec.sha256:
+            return "verified", f"sha256 {digest[:16]}… (published)"
+        pin = self._json("pins.json").get(name)
+        if pin is None:
+            return "present", "not pinned yet"
+        if pin != digest:
+            return "checksum mismatch", f"{path}: sha256 {digest} != pinned {pin}"
+        if manifest and manifest.get("published"):
+            source = manifest.get("source", "")
+            return "verified", f"{len(manifest['files'])} files = {source} published sha256"
+        return "pinned", f"sha256 {digest[:16]}… pinned"
+
+    def status(self, fresh: bool = False) -> list[dict]:
+        """One row per registry entry: name, status, detail, source, size, path, url, licence."""
         from avsync_bench.weights.registry import REGISTRY
 
-        standins = self._json("standins.json")
-        return [
-            {
-                "name": spec.name,
-                "present": self.path(spec.name).exists(),
-                "standin": spec.name in standins,
-                "path": str(self.path(spec.name)),
-                "url": spec.url,
-                "licence": spec.licence,
-                "used_by": spec.used_by,
-            }
-            for spec in REGISTRY.values()
-        ]
+        rows = []
+        for spec in REGISTRY.values():
+            status, detail = self.check(spec.name, fresh=fresh)
+            source = spec.url if spec.hub is None else f"{spec.hub.repo_type} {spec.hub.repo_id}"
+            rows.append(
+                {
+                    "name": spec.name,
+                    "status": status,
+                    "detail": detail,
+                    "present": status != "missing",
+                    "standin": status == "standin",
+                    "source": f"{spec.source}: {source}",
+                    "size": spec.size,
+                    "path": str(self.path(spec.name)),
+                    "url": spec.url,
+                    "licence": spec.licence,
+                    "used_by": spec.used_by,
+                }
+            )
+        return rows
