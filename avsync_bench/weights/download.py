@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.weights.registry import HubSource
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 
-class DownloadError(OSError):
+class DownloadError(AVSyncBenchError, OSError):
     """A download failed (network, HTTP status, or the source lacks the files)."""
 
 

@@ -15,10 +15,12 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from avsync_bench.errors import AVSyncBenchError
+
 __all__ = ["probe", "find_root", "ROOT_MARKERS", "ProbeError"]
 
 
-class ProbeError(ValueError):
+class ProbeError(AVSyncBenchError, ValueError):
     """The file does not load with the loader of its registry entry (message names the file)."""
 
 
