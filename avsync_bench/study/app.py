@@ -212,6 +212,8 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
             return 409, "replayed vote: this item was already answered", rater.id
         if current(rater) is not assignment:
             return 409, "vote for an item that is not the current one", rater.id
+        if assignment.shown_at is None:
+            return 409, "vote for an item whose page was never served", rater.id
         n = len(assignment.layout)
         slots = [*body["answers"].values(), *map(int, (body.get("reasons") or {}))]
         if any(not 0 <= s < n for s in slots):
