@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections import Counter
@@ -39,7 +40,9 @@ class PanAdapter(Adapter):
     name = "pan"
 
     def generate(self, inputs):
-        return GenerationOutput(np.stack([np.roll(inputs.first_frame, 4 * i, 1) for i in range(12)]))
+        return GenerationOutput(
+            np.stack([np.roll(inputs.first_frame, 4 * i, 1) for i in range(12)])
+        )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +89,9 @@ def _start(client, token):
 
 def _current(sessions, token_index):
     with sessions() as session:
-        rows = session.scalars(select(Assignment).order_by(Assignment.rater_id, Assignment.position))
+        rows = session.scalars(
+            select(Assignment).order_by(Assignment.rater_id, Assignment.position)
+        )
         by_rater = [a for a in rows if a.rater_id == token_index + 1]
         return next(a for a in by_rater if a.completed_at is None)
 
@@ -118,7 +123,9 @@ def test_create_stores_a_balanced_study(study):
     with sessions() as session:
         assignments = session.scalars(select(Assignment)).all()
         items = {i.id: i for i in session.scalars(select(Item))}
-        raters_per_item = Counter(a.item_id for a in assignments if not items[a.item_id].is_attention)
+        raters_per_item = Counter(
+            a.item_id for a in assignments if not items[a.item_id].is_attention
+        )
         assert sorted(raters_per_item.values()) == [2] * 6
         per_rater = Counter(a.rater_id for a in assignments if not items[a.item_id].is_attention)
         checks = Counter(a.rater_id for a in assignments if items[a.item_id].is_attention)
@@ -150,7 +157,9 @@ def test_participant_flow_commits_votes_and_survives_a_restart(study):
     assert video.status_code == 206 and len(video.content) == 100
     assert video.headers["content-range"].startswith("bytes 0-99/")
     assert client.get(f"/p/{tokens[0]}/a/{first.id}/image").headers["content-type"] == "image/png"
-    response = _vote(client, tokens[0], first.id, slot=1, reasons={"0": ["flicker"]}, client_ms=1234)
+    response = _vote(
+        client, tokens[0], first.id, slot=1, reasons={"0": ["flicker"]}, client_ms=1234
+    )
     assert response.status_code == 200
     restarted = _client(sessions)  # a new app on the same database: nothing is lost
     assert "Item 2 of 5" in restarted.get(f"/p/{tokens[0]}/item").text
@@ -195,7 +204,10 @@ def test_refusals_get_4xx_are_logged_and_recorded(study, caplog):
         (client.get(f"/p/{tokens[0]}/a/{mine.id}/video/7"), 404),
         (client.post(f"/p/{tokens[0]}/vote", content=b"{not json"), 400),
         (client.post(f"/p/{tokens[0]}/vote", json=[1, 2]), 400),
-        (client.post(f"/p/{tokens[0]}/vote", json={"assignment": mine.id, "answers": {"iq": 0}}), 400),
+        (
+            client.post(f"/p/{tokens[0]}/vote", json={"assignment": mine.id, "answers": {"iq": 0}}),
+            400,
+        ),
         (_vote(client, tokens[0], mine.id, slot=5), 400),
         (_vote(client, tokens[0], mine.id, reasons={"0": ["../../etc/passwd"]}), 400),
         (_vote(client, tokens[0], mine.id, path="/etc/passwd"), 400),
@@ -214,6 +226,7 @@ def test_refusals_get_4xx_are_logged_and_recorded(study, caplog):
         votes = session.scalars(select(Vote)).all()
     assert len(refusals) == len(cases) + 2 == len(caplog.records)
     assert all(token not in r.path for r in refusals for token in tokens)
+    assert not any(token in caplog.text for token in tokens) and "<token>" in caplog.text
     assert len(votes) == 3  # only the accepted vote, once
     # path traversal never reaches a file: paths come from the database only
     assert client.get(f"/p/{tokens[0]}/a/{mine.id}/..%2F..%2Fetc%2Fpasswd").status_code >= 400
@@ -250,3 +263,34 @@ def test_export_has_every_vote_as_csv_and_parquet(study, tmp_path):
     assert pq.read_table(write_export(rows, tmp_path / "votes.parquet")).num_rows == 12
     with pytest.raises(StudyError, match="csv or .parquet"):
         write_export(rows, tmp_path / "votes.xlsx")
+
+
+def test_cli_analyze_prints_the_vote_table_and_writes_json_and_html(study, tmp_path):
+    from typer.testing import CliRunner
+
+    from avsync_bench.cli import app
+
+    sessions, _, tokens = study
+    client = _client(sessions)
+    for index in range(3):
+        _start(client, tokens[index])
+        while "items are done" not in client.get(f"/p/{tokens[index]}/item").text:
+            current = _current(sessions, index)
+            assert _vote(client, tokens[index], current.id, slot=index % 2).status_code == 200
+    db = str(sessions.kw["bind"].url)
+    out = tmp_path / "analysis.json"
+    runner = CliRunner()
+    result = runner.invoke(app, ["study", "analyze", "demo", "--db", db, "--out", str(out),
+                                 "--bootstrap", "20"], env={"COLUMNS": "160"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "votes per method" in result.output and "MethodAlpha" in result.output
+    assert "Krippendorff" in result.output and "failed attention checks" in result.output
+    analysis = json.loads(out.read_text())
+    assert analysis["questions"]["sync"]["n_votes"] == 12  # 6 items x 2 raters
+    assert 'id="user-study"' in out.with_suffix(".html").read_text()
+    exported = runner.invoke(app, ["study", "export", "demo", "--db", db, "--out",
+                                   str(tmp_path / "v.csv")])  # fmt: skip
+    assert exported.exit_code == 0 and "wrote 45 votes" in exported.output  # 15 pages x 3
+    missing = runner.invoke(app, ["study", "analyze", "nope", "--db", db])
+    assert missing.exit_code == 1 and "no study 'nope'" in missing.output
+    assert "Traceback" not in missing.output

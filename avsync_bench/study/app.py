@@ -70,12 +70,9 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
     def refuse(request: Request, status: int, reason: str, rater_id: int | None = None):
-        log.warning("refused %s %s -> %d: %s", request.method, request.url.path, status, reason)
+        path = _redact(request.url.path)
+        log.warning("refused %s %s -> %d: %s", request.method, path, status, reason)
         with sessions() as session, session.begin():
-            path = request.url.path
-            if "/p/" in path:  # never store a token, even a wrong one
-                head, _, rest = path.partition("/p/")
-                path = head + "/p/<token>" + ("/" + rest.split("/", 1)[1] if "/" in rest else "")
             session.add(Refusal(study_id=study_id, rater_id=rater_id, status=status,
                                 reason=reason, path=path))  # fmt: skip
         return JSONResponse({"error": reason}, status, headers=SECURITY_HEADERS)
@@ -262,6 +259,14 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
         Route("/p/{token}/a/{aid:int}/{kind:str}/{slot:int}", media),
     ]
     return Starlette(routes=routes)
+
+
+def _redact(path: str) -> str:
+    """The request path with its token replaced by ``<token>`` (tokens are never logged)."""
+    if "/p/" not in path:
+        return path
+    head, _, rest = path.partition("/p/")
+    return head + "/p/<token>" + ("/" + rest.split("/", 1)[1] if "/" in rest else "")
 
 
 def _malformed(body, questions: list[str]) -> str | None:

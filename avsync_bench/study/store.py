@@ -95,7 +95,9 @@ def get_study(session: Session, name: str) -> Study:
     study = session.scalar(select(Study).where(Study.name == name))
     if study is None:
         known = session.scalars(select(Study.name)).all()
-        raise StudyError(f"no study {name!r} in this database (known: {', '.join(known) or 'none'})")
+        raise StudyError(
+            f"no study {name!r} in this database (known: {', '.join(known) or 'none'})"
+        )
     return study
 
 
