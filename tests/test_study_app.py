@@ -202,7 +202,21 @@ def test_refusals_get_4xx_are_logged_and_recorded(study, caplog):
         (_vote(client, tokens[0], 10**6), 403),
         (client.get(f"/p/{tokens[0]}/a/{theirs.id}/video/0"), 403),
         (client.get(f"/p/{tokens[0]}/a/{mine.id}/video/7"), 404),
-        (client.post(f"/p/{tokens[0]}/vote", content=b"{not json"), 400),
+        (
+            client.post(
+                f"/p/{tokens[0]}/vote",
+                content=b"{not json",
+                headers={"Content-Type": "application/json"},
+            ),
+            400,
+        ),
+        (
+            client.post(
+                f"/p/{tokens[0]}/vote", content=b"{}", headers={"Content-Type": "text/plain"}
+            ),
+            415,
+        ),
+        (client.post(f"/p/{tokens[0]}/vote", json={"pad": "x" * 70_000}), 413),
         (client.post(f"/p/{tokens[0]}/vote", json=[1, 2]), 400),
         (
             client.post(f"/p/{tokens[0]}/vote", json={"assignment": mine.id, "answers": {"iq": 0}}),
@@ -294,3 +308,31 @@ def test_cli_analyze_prints_the_vote_table_and_writes_json_and_html(study, tmp_p
     missing = runner.invoke(app, ["study", "analyze", "nope", "--db", db])
     assert missing.exit_code == 1 and "no study 'nope'" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_cli_create_and_invite(tiny_dataset, preds, tmp_path):
+    from typer.testing import CliRunner
+
+    from avsync_bench.cli import app
+
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    runner = CliRunner()
+    base = ["study", "create", "pilot", "--data-root", str(tiny_dataset), "--db", db,
+            "--media-dir", str(tmp_path / "media"), "--videos", "1", "--attention-rate", "0"]  # fmt: skip
+    methods = f"A={preds / 'static'},B={preds / 'pan'}"
+    bad = runner.invoke(app, [*base, "--methods", f"A={preds / 'static'},B={tmp_path}"])
+    assert bad.exit_code == 1 and "method B" in bad.output and "missing" in bad.output
+    assert "Traceback" not in bad.output
+    bad = runner.invoke(app, [*base, "--methods", methods, "--questions", "iq,beauty"])
+    assert bad.exit_code == 1 and "--questions" in bad.output
+    created = runner.invoke(app, [*base, "--methods", methods, "--format", "pairwise"])
+    assert created.exit_code == 0, created.output
+    assert '"items": 1' in created.output and "admin key" in created.output
+    again = runner.invoke(app, [*base, "--methods", methods])
+    assert again.exit_code == 1 and "already exists" in again.output
+    invited = runner.invoke(app, ["study", "invite", "pilot", "--n", "2", "--db", db])
+    links = [line.split("\t") for line in invited.output.splitlines()]
+    assert invited.exit_code == 0 and [label for label, _ in links] == ["P01", "P02"]
+    assert len({link for _, link in links}) == 2 and all("/p/" in link for _, link in links)
+    more = runner.invoke(app, ["study", "invite", "pilot", "--n", "1", "--db", db])
+    assert more.exit_code == 1 and "0 participant slot(s) left" in more.output

@@ -17,6 +17,7 @@ letter only, so no page, URL or header names a method while the study is open.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from pathlib import Path
 
@@ -61,6 +62,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 LETTERS = "ABCDEFGHIJ"
+MAX_BODY = 64 * 1024
 
 
 def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
@@ -109,10 +111,9 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
                         n_items=n, questions=[QUESTIONS[q] for q in study.questions])  # fmt: skip
 
     async def give_consent(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body, refused = await read_json(request)
+        if refused is not None:
+            return refuse(request, *refused)
         with sessions() as session, session.begin():
             rater = rater_of(session, request)
             if rater is None:
@@ -176,11 +177,24 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    async def vote(request: Request) -> Response:
+    async def read_json(request: Request):
+        """The JSON body, or a (status, reason) refusal: JSON only, at most 64 KiB."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return None, (415, "the body must be application/json")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return None, (413, f"the body is larger than {MAX_BODY} bytes")
         try:
-            body = await request.json()
+            return json.loads(raw), None
         except ValueError:
-            body = None
+            return None, None  # malformed: refused by the caller as 400
+
+    async def vote(request: Request) -> Response:
+        body, refused = await read_json(request)
+        if refused is not None:
+            return refuse(request, *refused)
         try:
             with sessions() as session, session.begin():
                 refused = _record_vote(session, request, body)
