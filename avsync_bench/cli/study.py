@@ -72,8 +72,9 @@ def create_command(
     ),
     seed: int = typer.Option(0, help="Seed of the item deal, screen order and attention checks."),
     media_dir: Path | None = typer.Option(
-        None, help="Folder for the study's images, sounds and attention videos "
-        "(default: $AVSYNC_BENCH_HOME/studies)."
+        None,
+        help="Folder for the study's images, sounds and attention videos "
+        "(default: $AVSYNC_BENCH_HOME/studies).",
     ),  # fmt: skip
     db: str | None = typer.Option(None, help=DB_HELP),
 ) -> None:
@@ -137,7 +138,8 @@ def serve_command(
         web = create_app(_sessions(db), name)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     console.print(f"study {name} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(web, host=host, port=port, log_level="info")
+    # uvicorn's access log would write every participant's token (they are in the URLs)
+    uvicorn.run(web, host=host, port=port, log_level="info", access_log=False)
 
 
 @app.command("export")
@@ -180,8 +182,9 @@ def _method_results(study, given: dict[str, Path]) -> tuple[dict, list[str]]:
 def analyze_command(
     name: str = typer.Argument(..., help="Study name."),
     out: Path | None = typer.Option(
-        None, help="JSON output (default: analysis.json in the study's media folder); an HTML "
-        "page is written beside it."
+        None,
+        help="JSON output (default: analysis.json in the study's media folder); an HTML "
+        "page is written beside it.",
     ),  # fmt: skip
     results: str = typer.Option(
         "", help="NAME=results.json,… for Kendall τ (default: <method dir>.scores/*/results.json)."

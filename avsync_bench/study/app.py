@@ -17,6 +17,7 @@ letter only, so no page, URL or header names a method while the study is open.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 from pathlib import Path
 
@@ -61,6 +62,7 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 LETTERS = "ABCDEFGHIJ"
+MAX_BODY = 64 * 1024
 
 
 def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
@@ -70,12 +72,9 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
     templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
     def refuse(request: Request, status: int, reason: str, rater_id: int | None = None):
-        log.warning("refused %s %s -> %d: %s", request.method, request.url.path, status, reason)
+        path = _redact(request.url.path)
+        log.warning("refused %s %s -> %d: %s", request.method, path, status, reason)
         with sessions() as session, session.begin():
-            path = request.url.path
-            if "/p/" in path:  # never store a token, even a wrong one
-                head, _, rest = path.partition("/p/")
-                path = head + "/p/<token>" + ("/" + rest.split("/", 1)[1] if "/" in rest else "")
             session.add(Refusal(study_id=study_id, rater_id=rater_id, status=status,
                                 reason=reason, path=path))  # fmt: skip
         return JSONResponse({"error": reason}, status, headers=SECURITY_HEADERS)
@@ -112,10 +111,9 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
                         n_items=n, questions=[QUESTIONS[q] for q in study.questions])  # fmt: skip
 
     async def give_consent(request: Request) -> Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
+        body, refused = await read_json(request)
+        if refused is not None:
+            return refuse(request, *refused)
         with sessions() as session, session.begin():
             rater = rater_of(session, request)
             if rater is None:
@@ -179,11 +177,24 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
         response.headers["Cache-Control"] = "private, max-age=3600"
         return response
 
-    async def vote(request: Request) -> Response:
+    async def read_json(request: Request):
+        """The JSON body, or a (status, reason) refusal: JSON only, at most 64 KiB."""
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return None, (415, "the body must be application/json")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_BODY:
+                return None, (413, f"the body is larger than {MAX_BODY} bytes")
         try:
-            body = await request.json()
+            return json.loads(raw), None
         except ValueError:
-            body = None
+            return None, None  # malformed: refused by the caller as 400
+
+    async def vote(request: Request) -> Response:
+        body, refused = await read_json(request)
+        if refused is not None:
+            return refuse(request, *refused)
         try:
             with sessions() as session, session.begin():
                 refused = _record_vote(session, request, body)
@@ -212,6 +223,8 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
             return 409, "replayed vote: this item was already answered", rater.id
         if current(rater) is not assignment:
             return 409, "vote for an item that is not the current one", rater.id
+        if assignment.shown_at is None:
+            return 409, "vote for an item whose page was never served", rater.id
         n = len(assignment.layout)
         slots = [*body["answers"].values(), *map(int, (body.get("reasons") or {}))]
         if any(not 0 <= s < n for s in slots):
@@ -260,6 +273,14 @@ def create_app(sessions: sessionmaker, study_name: str) -> Starlette:
         Route("/p/{token}/a/{aid:int}/{kind:str}/{slot:int}", media),
     ]
     return Starlette(routes=routes)
+
+
+def _redact(path: str) -> str:
+    """The request path with its token replaced by ``<token>`` (tokens are never logged)."""
+    if "/p/" not in path:
+        return path
+    head, _, rest = path.partition("/p/")
+    return head + "/p/<token>" + ("/" + rest.split("/", 1)[1] if "/" in rest else "")
 
 
 def _malformed(body, questions: list[str]) -> str | None:

@@ -56,7 +56,9 @@ def print_analysis(result: dict, console: Console | None = None) -> None:
             console.print(f"  position bias ({n} videos, slot 1..{n}): {shares}; χ² p = {p}")
         for tau in r["kendall_tau"].values():
             value = "undefined" if tau["tau"] is None else f"{tau['tau']:+.2f}"
-            console.print(f"  Kendall τ(human, {tau['label']}) = {value} ({tau['n_methods']} methods)")
+            console.print(
+                f"  Kendall τ(human, {tau['label']}) = {value} ({tau['n_methods']} methods)"
+            )
     attention = result["attention"]["per_rater"]
     if attention:
         failed = ", ".join(f"{k}: {v['failed']}/{v['checks']}" for k, v in attention.items())

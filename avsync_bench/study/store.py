@@ -95,7 +95,9 @@ def get_study(session: Session, name: str) -> Study:
     study = session.scalar(select(Study).where(Study.name == name))
     if study is None:
         known = session.scalars(select(Study.name)).all()
-        raise StudyError(f"no study {name!r} in this database (known: {', '.join(known) or 'none'})")
+        raise StudyError(
+            f"no study {name!r} in this database (known: {', '.join(known) or 'none'})"
+        )
     return study
 
 
@@ -202,7 +204,7 @@ def create_study(sessions: sessionmaker, s: StudySettings) -> dict:
         session.add_all(raters)
         session.flush()
         per_rater: list[list] = [[] for _ in raters]
-        for p in plan_sorted(planned):
+        for p in sorted(planned, key=lambda p: (p.rater, p.position)):
             per_rater[p.rater].append((items[p.item], [methods[m].id for m in p.layout], p.seed))
         n_att = 0
         for r, queue in enumerate(per_rater):
@@ -235,11 +237,6 @@ def create_study(sessions: sessionmaker, s: StudySettings) -> dict:
             "media": str(media), "admin_key": admin_key, "seed": s.seed,
         }  # fmt: skip
     return summary
-
-
-def plan_sorted(planned):
-    """The plan ordered by (rater, position)."""
-    return sorted(planned, key=lambda p: (p.rater, p.position))
 
 
 def invite(sessions: sessionmaker, name: str, n: int) -> list[tuple[str, str]]:
