@@ -169,7 +169,7 @@ def padding_summary(clips: dict, limits: dict, shown: int = 5) -> list[str]:
         text = f"{len(names)} clip(s): {frames} repeated frame(s)"
         text += f", {audio:.2f} s of audio missing" if audio > 0.02 else ""
         text += f", start clamped by {clamp:.2f} s" if clamp > 0.02 else ""
-        text += " — OVER THE LIMIT (--allow-padding)" if over else ""
+        text += " — OVER THE LIMIT, scored with --allow-padding" if over else ""
         more = f" and {len(names) - shown} more" if len(names) > shown else ""
         lines.append(f"{text}: {', '.join(names[:shown])}{more}")
     return lines
