@@ -1,0 +1,2 @@
+class AVSyncBenchError(Exception):
+    """Root of every user-facing error..."""
