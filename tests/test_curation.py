@@ -21,6 +21,9 @@ from typer.testing import CliRunner
 pytest.importorskip("scenedetect")
 pytest.importorskip("pyarrow")
 
+from conftest import GALLERY, need_shared  # noqa: E402
+from curation_media import make_media  # noqa: E402
+
 from avsync_bench.cli import app  # noqa: E402
 from avsync_bench.curation import CurationSettings, NetworkSpec, Thresholds, curate  # noqa: E402
 from avsync_bench.curation.decide import decide_windows  # noqa: E402
@@ -28,8 +31,6 @@ from avsync_bench.curation.measure import sync_stage, window_starts  # noqa: E40
 from avsync_bench.curation.pipeline import list_videos, measure_videos, read_parts  # noqa: E402
 from avsync_bench.curation.settings import CurationError  # noqa: E402
 from avsync_bench.io.media import probe  # noqa: E402
-from conftest import GALLERY, need_shared  # noqa: E402
-from curation_media import make_media  # noqa: E402
 
 TINY = NetworkSpec(tiny=True)
 BOUNDS = {
@@ -58,7 +59,9 @@ def _invoke(*args: str):
 
 def _tree_digest(root: Path) -> dict[str, str]:
     files = [p for p in (root / "videos").rglob("*") if p.is_file()]
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files
+    }
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,10 @@ def test_made_media_kept_or_dropped_for_the_right_reason(curated):
     assert summary["standin"] is True
     lines = (curated / "test.txt").read_text().split() + (curated / "train.txt").read_text().split()
     assert sorted(lines) == ["cut/cut_2.00_5.50.mp4", "flash/flash_0.00_3.50.mp4"]
-    assert json.loads((curated / "class_mapping.json").read_text()) == {"cut": "cut", "flash": "flash"}
+    assert json.loads((curated / "class_mapping.json").read_text()) == {
+        "cut": "cut",
+        "flash": "flash",
+    }
     for line in lines:
         info = probe(curated / "videos" / line)
         assert abs(info.av_duration - 3.5) < 0.1 and info.sample_rate == 16000
@@ -123,7 +129,14 @@ def test_resume_after_a_kill_gives_identical_outputs(media, curated):
 
     options = dict(min_per_class=1, block_size=2)
     with pytest.raises(Killed):
-        curate(media / "videos", media / "thresholds.json", TINY, out, on_block=kill_after_first, **options)
+        curate(
+            media / "videos",
+            media / "thresholds.json",
+            TINY,
+            out,
+            on_block=kill_after_first,
+            **options,
+        )
     assert len(list((out / "parts").glob("*.parquet"))) == 1
     assert not (out / "windows.parquet").exists()
     summary = curate(media / "videos", media / "thresholds.json", TINY, out, **options)
@@ -218,7 +231,9 @@ def test_gallery_calibrate_then_curate_end_to_end(tmp_path):
     assert data["reference"]["path"] == str(gallery.resolve()) and data["reference"]["videos"] == 15
     assert data["percentiles"] == {"lower": 5.0, "upper": 95.0}
     expected = np.percentile(reference["pixel_diff"].dropna(), [5, 95])
-    assert [data["thresholds"]["pixel_diff"][s] for s in ("lower", "upper")] == pytest.approx(expected)
+    assert [data["thresholds"]["pixel_diff"][s] for s in ("lower", "upper")] == pytest.approx(
+        expected
+    )
     assert data["thresholds"]["audio_peak"]["upper"] is None
     # Curating the same videos with the same settings gives the same blocks: reuse them (the
     # resume path) instead of measuring the gallery a second time.
@@ -236,15 +251,18 @@ def test_gallery_calibrate_then_curate_end_to_end(tmp_path):
         assert len(rows) >= 1, video
         if rows["n_scenes"].iloc[0] == 1:
             duration = probe(gallery / "videos" / video).av_duration
-            assert len(rows[rows["window_index"] >= 0]) == len(window_starts(0.0, duration, settings))
+            assert len(rows[rows["window_index"] >= 0]) == len(
+                window_starts(0.0, duration, settings)
+            )
     windows = frame[frame["window_index"] >= 0]
     c = summary["counts"]
     assert c["windows"] == len(windows) == c["windows_kept"] + c["windows_dropped"]
     assert c["windows_kept"] == int(windows["kept"].sum()) > 0
     assert set(windows.loc[windows["kept"], "reason"]) == {"kept"}
     assert not set(windows.loc[~windows["kept"], "reason"]) & {"kept"}
-    videos = load_split("avsync15", out, "test") + load_split("avsync15", out, "train")
-    assert len(videos) == c["examples"] > 0
+    # one video per class in the gallery: ceil(0.1 * 1) = 1 test video per class, no train
+    assert (out / "train.txt").read_text() == ""
+    assert len(load_split("avsync15", out, "test")) == c["examples"] == c["test_examples"] > 0
     spec = ClipSpec()
     for video in load_split("avsync15", out, "test"):
         clips = load_test_clips(video.path, spec, ProtocolMode.official)

@@ -100,7 +100,9 @@ def calibrate_command(
 
 @app.command("run")
 def curate_command(
-    videos_dir: Path = typer.Argument(..., help="Folder of videos in class folders: <class>/<file>."),
+    videos_dir: Path = typer.Argument(
+        ..., help="Folder of videos in class folders: <class>/<file>."
+    ),
     thresholds: Path = typer.Option(..., help="Thresholds file from `curate calibrate`."),
     out: Path = typer.Option(..., help="Output dataset folder."),
     weights_dir: Path | None = typer.Option(

@@ -31,7 +31,14 @@ from avsync_bench.curation.measure import decode_stage, imagebind_stage, rows_st
 from avsync_bench.curation.networks import CurationNetworks, NetworkSpec
 from avsync_bench.curation.settings import MEASUREMENT_NAMES, CurationError, CurationSettings
 
-__all__ = ["VIDEO_EXTENSIONS", "Block", "list_videos", "plan_blocks", "measure_videos", "read_parts"]
+__all__ = [
+    "VIDEO_EXTENSIONS",
+    "Block",
+    "list_videos",
+    "plan_blocks",
+    "measure_videos",
+    "read_parts",
+]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
 

@@ -91,7 +91,9 @@ def write_release(
         wanted.add(target)
         if not target.is_file():
             try:
-                write_example(Path(sources[example["video"]]), target, example["start"], example["end"])
+                write_example(
+                    Path(sources[example["video"]]), target, example["start"], example["end"]
+                )
             except (MediaError, ValueError, RuntimeError) as exc:
                 errors.append({"video": example["video"], "example": name, "error": str(exc)})
                 continue

@@ -91,7 +91,9 @@ def calibrate(
     listed = set()
     for split in ("train.txt", "test.txt"):
         if (root / split).is_file():
-            listed |= {line.strip() for line in (root / split).read_text().splitlines() if line.strip()}
+            listed |= {
+                line.strip() for line in (root / split).read_text().splitlines() if line.strip()
+            }
     if listed:
         items = [i for i in items if i["video"] in listed]
         if not items:
@@ -157,8 +159,13 @@ def curate(
     identity = spec.identity()
     thresholds.check_compatible(settings, identity, str(thresholds_path))
     if class_mapping is None:
-        for candidate in (videos_dir / "class_mapping.json", videos_dir.parent / "class_mapping.json"):
-            if candidate.is_file() and (candidate.parent == videos_dir or videos_dir.name == "videos"):
+        for candidate in (
+            videos_dir / "class_mapping.json",
+            videos_dir.parent / "class_mapping.json",
+        ):
+            if candidate.is_file() and (
+                candidate.parent == videos_dir or videos_dir.name == "videos"
+            ):
                 class_mapping = candidate
                 break
     mapping = read_class_mapping(Path(class_mapping) if class_mapping else None)

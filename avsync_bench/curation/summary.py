@@ -94,7 +94,9 @@ def _histogram(name: str, values: np.ndarray, passed: np.ndarray, bound: dict) -
         ax.hist(values[finite & passed], bins=bins, color="#3b6ea8", label="passed all")
     for side, style in (("lower", "--"), ("upper", ":")):
         if bound.get(side) is not None:
-            ax.axvline(bound[side], color="#c0392b", linestyle=style, label=f"{side} {bound[side]:.4g}")
+            ax.axvline(
+                bound[side], color="#c0392b", linestyle=style, label=f"{side} {bound[side]:.4g}"
+            )
     ax.set_title(name)
     ax.set_ylabel("windows")
     ax.legend(fontsize=7)
