@@ -158,7 +158,8 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 <p>{counts["videos"]} videos, {counts["windows"]} windows of {summary["settings"]["window"]} s
 (stride {summary["settings"]["stride"]} s inside each scene); {counts["windows_kept"]} kept,
 {counts["windows_dropped"]} dropped; {counts["examples"]} examples in {counts["classes_kept"]}
-classes. Thresholds at percentiles {html.escape(str(percentiles))} of the reference
+classes. Thresholds at the {html.escape(str(percentiles.get("lower")))}th (lower bounds) and
+{html.escape(str(percentiles.get("upper")))}th (upper bounds) percentiles of the reference
 {html.escape(str(ref.get("path", "")))} ({ref.get("windows", "?")} windows).</p>
 <h2>Measurements</h2><div class="charts">{"".join(charts)}</div>
 <h2>Counts</h2>{_table(["step", "count"], count_rows)}
