@@ -58,11 +58,12 @@ def merge_segments(frame) -> list[dict]:
     """Examples: overlapping or touching passed windows of one scene merged (sorted).
 
     Returns:
-        ``[{"video", "class_folder", "scene_index", "start", "end", "windows"}]``, times in s.
+        ``[{"video", "class_folder", "scene_index", "start", "end", "windows", "rows"}]``, times
+        in s; ``rows`` are the frame's index labels of the merged windows.
     """
     passed = frame[frame["passed"]].sort_values(["video", "scene_index", "start"])
     segments: list[dict] = []
-    for row in passed.itertuples(index=False):
+    for row in passed.itertuples(index=True):
         last = segments[-1] if segments else None
         if (
             last is not None
@@ -72,6 +73,7 @@ def merge_segments(frame) -> list[dict]:
         ):
             last["end"] = max(last["end"], float(row.end))
             last["windows"] += 1
+            last["rows"].append(row.Index)
             continue
         segments.append(
             {
@@ -81,6 +83,7 @@ def merge_segments(frame) -> list[dict]:
                 "start": float(row.start),
                 "end": float(row.end),
                 "windows": 1,
+                "rows": [row.Index],
             }
         )
     return segments

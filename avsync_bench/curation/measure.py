@@ -186,13 +186,16 @@ def _decode_one(item: dict, settings: CurationSettings) -> dict:
 
 def decode_stage(items: list[dict], settings: CurationSettings) -> list[dict]:
     """Stage 1 (CPU). ``items``: ``{"video": rel path, "path": file, "class_folder",
-    "class_text", "block"}``; a decoding failure is kept as ``error`` (never raised)."""
+    "class_text", "block"}``; any failure of a video is kept as its ``error`` (never raised)."""
     out = []
     for item in items:
         try:
             out.append(_decode_one(item, settings))
-        except (MediaError, ValueError, RuntimeError) as exc:
-            out.append({**item, "error": str(exc) or type(exc).__name__, "windows": []})
+        except MediaError as exc:
+            out.append({**item, "error": str(exc), "windows": []})
+        except Exception as exc:  # a damaged file must be a row, never the end of the run
+            message = f"{item['path']}: {type(exc).__name__}: {exc}"
+            out.append({**item, "error": message, "windows": []})
     return out
 
 

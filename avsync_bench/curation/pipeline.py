@@ -17,12 +17,13 @@ Backends:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import pickle
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ __all__ = [
     "plan_blocks",
     "measure_videos",
     "read_parts",
+    "ray_session",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v")
@@ -175,10 +177,18 @@ def _rows_batch(batch: dict) -> dict:
     return {"payload": np.array([pickle.dumps(r) for r in rows], dtype=object)}
 
 
-def _ray(pending, spec, settings, done, ray_address, num_cpus, actors):
-    import numpy as np
-    import ray
+@contextlib.contextmanager
+def ray_session(ray_address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Use the running Ray, else start one (local ``ray.init()``, or join ``ray_address``) and
+    shut it down afterwards.
 
+    Raises:
+        CurationError: Ray is not installed.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise CurationError("--backend ray needs Ray: pip install 'avsync-bench[curate]'") from None
     started = not ray.is_initialized()
     if started:
         ray.init(
@@ -189,39 +199,43 @@ def _ray(pending, spec, settings, done, ray_address, num_cpus, actors):
             configure_logging=False,
         )
     try:
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = False
-        gpus = ray.cluster_resources().get("GPU", 0) > 0
-        if gpus and spec.device == "cpu":
-            spec = NetworkSpec(spec.weights_dir, spec.tiny, "cuda")
-        resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 0.5}
-        items = [{"payload": pickle.dumps(i)} for b in pending for i in b.items]
-        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 200)))
-        ds = ds.map_batches(
-            _decode_batch, fn_kwargs={"settings": settings}, batch_size=1, num_cpus=1
-        )
-        for kind in ("imagebind", "sync"):
-            ds = ds.map_batches(
-                _StageActor,
-                fn_constructor_kwargs={"spec": spec, "settings": settings, "kind": kind},
-                batch_size=4,
-                concurrency=actors,
-                **resources,
-            )
-        ds = ds.map_batches(_rows_batch, batch_size=1, num_cpus=0.25)
-        by_index = {b.index: b for b in pending}
-        left = {b.index: len(b.items) for b in pending}
-        for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
-            for payload in np.atleast_1d(batch["payload"]):
-                rows = pickle.loads(payload)
-                index = rows[0]["block"]
-                by_index[index].rows.extend(rows)
-                left[index] -= 1
-                if left[index] == 0:
-                    done(by_index[index], by_index[index].rows)
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        yield
     finally:
         if started:
             ray.shutdown()
+
+
+def _ray(pending, spec, settings, done, actors):
+    import numpy as np
+    import ray
+
+    gpus = ray.cluster_resources().get("GPU", 0) > 0
+    if gpus and spec.device == "cpu":
+        spec = NetworkSpec(spec.weights_dir, spec.tiny, "cuda")
+    resources = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 0.5}
+    items = [{"payload": pickle.dumps(i)} for b in pending for i in b.items]
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 200)))
+    ds = ds.map_batches(_decode_batch, fn_kwargs={"settings": settings}, batch_size=1, num_cpus=1)
+    for kind in ("imagebind", "sync"):
+        ds = ds.map_batches(
+            _StageActor,
+            fn_constructor_kwargs={"spec": spec, "settings": settings, "kind": kind},
+            batch_size=4,
+            concurrency=actors,
+            **resources,
+        )
+    ds = ds.map_batches(_rows_batch, batch_size=1, num_cpus=0.25)
+    by_index = {b.index: b for b in pending}
+    left = {b.index: len(b.items) for b in pending}
+    for batch in ds.iter_batches(batch_size=1, batch_format="numpy"):
+        for payload in np.atleast_1d(batch["payload"]):
+            rows = pickle.loads(payload)
+            index = rows[0]["block"]
+            by_index[index].rows.extend(rows)
+            left[index] -= 1
+            if left[index] == 0:
+                done(by_index[index], by_index[index].rows)
 
 
 def measure_videos(
@@ -270,13 +284,8 @@ def measure_videos(
     if pending and backend == "local":
         _local(pending, spec, settings, done, timings)
     elif pending:
-        try:
-            import ray  # noqa: F401
-        except ImportError:
-            raise CurationError(
-                "--backend ray needs Ray: pip install 'avsync-bench[curate]'"
-            ) from None
-        _ray(pending, spec, settings, done, ray_address, num_cpus, actors)
+        with ray_session(ray_address, num_cpus):
+            _ray(pending, spec, settings, done, actors)
     timings["total"] = time.perf_counter() - start
     info = {"blocks": len(blocks), "skipped": len(blocks) - len(pending), "timings": timings}
     return [parts / b.name for b in blocks], info

@@ -26,7 +26,7 @@ from avsync_bench.clips import cut_audio, pick_frames_corrected
 from avsync_bench.io.media import MediaError, decode_audio, decode_video, probe, write_clip
 from avsync_bench.protocol import ClipSpec, ProtocolMode
 
-__all__ = ["example_name", "write_example", "write_release"]
+__all__ = ["example_name", "write_example", "write_examples", "write_release"]
 
 
 def example_name(video: str, start: float, end: float) -> str:
@@ -61,13 +61,25 @@ def write_example(source: Path, target: Path, start: float, end: float) -> None:
     write_clip(target, frames, fps, audio, rate)
 
 
+def write_examples(jobs: list[dict]) -> list[str | None]:
+    """Write each job with :func:`write_example`; one error message (or None) per job."""
+    errors = []
+    for job in jobs:
+        try:
+            write_example(Path(job["source"]), Path(job["target"]), job["start"], job["end"])
+            errors.append(None)
+        except (MediaError, ValueError, RuntimeError, OSError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}")
+    return errors
+
+
 def write_release(
     out: Path,
     examples: list[dict],
     split: dict[str, str],
     sources: dict[str, str],
     class_texts: dict[str, str],
-    progress=None,
+    writer=None,
 ) -> dict:
     """Write the release layout for ``examples`` (from :func:`~.decide.filter_classes`).
 
@@ -76,30 +88,35 @@ def write_release(
         split: ``{video: "train" | "test"}``.
         sources: ``{video: source file path}``.
         class_texts: ``{class folder: text}`` for ``class_mapping.json``.
-        progress: optional callable ``tick(n)``.
+        writer: writes a list of jobs ``{"source", "target", "start", "end"}`` and returns one
+            error message (or None) per job; default :func:`write_examples` (in-process).
 
     Returns:
         ``{"train": [lines], "test": [lines], "errors": [{"video", "example", "error"}]}``.
     """
     out = Path(out)
     lines: dict[str, list[str]] = {"train": [], "test": []}
-    errors = []
-    wanted = set()
+    jobs, wanted = [], set()
     for example in examples:
         name = example_name(example["video"], example["start"], example["end"])
         target = out / "videos" / name
         wanted.add(target)
-        if not target.is_file():
-            try:
-                write_example(
-                    Path(sources[example["video"]]), target, example["start"], example["end"]
-                )
-            except (MediaError, ValueError, RuntimeError) as exc:
-                errors.append({"video": example["video"], "example": name, "error": str(exc)})
-                continue
-        lines[split[example["video"]]].append(name)
-        if progress:
-            progress(1)
+        job = {"source": sources[example["video"]], "target": str(target), "name": name}
+        jobs.append({**job, "start": example["start"], "end": example["end"]})
+    todo = [job for job in jobs if not Path(job["target"]).is_file()]
+    failures = dict(zip([j["target"] for j in todo], (writer or write_examples)(todo)))
+    errors = []
+    for job, example in zip(jobs, examples):
+        if failures.get(job["target"]):
+            errors.append(
+                {
+                    "video": example["video"],
+                    "example": job["name"],
+                    "error": failures[job["target"]],
+                }
+            )
+            continue
+        lines[split[example["video"]]].append(job["name"])
     videos = out / "videos"
     if videos.is_dir():
         for stale in videos.rglob("*"):

@@ -8,6 +8,7 @@ the release layout, ``windows.parquet``, ``summary.json`` and ``summary.html``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -23,8 +24,8 @@ from avsync_bench.curation.decide import (
     split_videos,
 )
 from avsync_bench.curation.networks import NetworkSpec
-from avsync_bench.curation.pipeline import list_videos, measure_videos, read_parts
-from avsync_bench.curation.release import example_name, write_release
+from avsync_bench.curation.pipeline import list_videos, measure_videos, ray_session, read_parts
+from avsync_bench.curation.release import example_name, write_examples, write_release
 from avsync_bench.curation.settings import (
     DEFAULT_PERCENTILES,
     CurationError,
@@ -129,7 +130,6 @@ def curate(
     min_per_class: int = 100,
     test_fraction: float = 0.1,
     class_mapping: str | Path | None = None,
-    progress=None,
     **measure_options,
 ) -> dict:
     """Curate ``videos_dir`` (``<class>/<file>``) into ``out`` (see module docstring).
@@ -170,31 +170,18 @@ def curate(
                 break
     mapping = read_class_mapping(Path(class_mapping) if class_mapping else None)
     items = list_videos(videos_dir, mapping)
-    files, info = measure_videos(
-        items, out / "parts", spec, settings, networks_identity=identity, **measure_options
+    backend = measure_options.get("backend", "local")
+    session = (
+        ray_session(measure_options.get("ray_address"), measure_options.get("num_cpus"))
+        if backend == "ray"
+        else contextlib.nullcontext()
     )
-    frame = decide_windows(read_parts(files), thresholds)
-    segments = merge_segments(frame)
-    frame, examples, counts, dropped = filter_classes(frame, segments, min_per_class)
-    split = split_videos(examples, test_fraction)
-    frame["example"] = None
-    for e in examples:
-        inside = (
-            (frame["video"] == e["video"])
-            & (frame["scene_index"] == e["scene_index"])
-            & frame["kept"]
-            & (frame["start"] >= e["start"] - 1e-9)
-            & (frame["end"] <= e["end"] + 1e-9)
-        )
-        frame.loc[inside, "example"] = example_name(e["video"], e["start"], e["end"])
-    t_release = time.perf_counter()
-    sources = {i["video"]: i["path"] for i in items}
-    texts = {i["class_folder"]: i["class_text"] for i in items}
-    release = write_release(out, examples, split, sources, texts, progress)
-    info["timings"]["release"] = time.perf_counter() - t_release
-    _write_parquet(frame, out / "windows.parquet")
-    summary = build_summary(frame, segments, examples, counts, dropped, split, release)
-    info["timings"]["total"] = time.perf_counter() - started
+    with session:
+        summary = _curate(
+            items, thresholds, spec, out, settings, identity, min_per_class, test_fraction,
+            write_examples_ray if backend == "ray" else None, measure_options,
+        )  # fmt: skip
+    summary["timings_s"]["total"] = round(time.perf_counter() - started, 3)
     summary.update(
         {
             "format": "avsync-bench curation summary 1",
@@ -202,6 +189,36 @@ def curate(
             "videos_dir": str(videos_dir.resolve()),
             "class_mapping": str(class_mapping) if class_mapping else None,
             "thresholds_file": str(Path(thresholds_path).resolve()),
+        }
+    )
+    frame = summary.pop("_frame")
+    write_json_atomic(out / "summary.json", summary)
+    (out / "summary.html").write_text(render_html(summary, frame, thresholds))
+    return summary
+
+
+def _curate(
+    items, thresholds, spec, out, settings, identity, min_per_class, test_fraction, writer, options
+) -> dict:
+    files, info = measure_videos(
+        items, out / "parts", spec, settings, networks_identity=identity, **options
+    )
+    frame = decide_windows(read_parts(files), thresholds)
+    segments = merge_segments(frame)
+    frame, examples, counts, dropped = filter_classes(frame, segments, min_per_class)
+    split = split_videos(examples, test_fraction)
+    frame["example"] = None
+    for e in examples:
+        frame.loc[e["rows"], "example"] = example_name(e["video"], e["start"], e["end"])
+    t_release = time.perf_counter()
+    sources = {i["video"]: i["path"] for i in items}
+    texts = {i["class_folder"]: i["class_text"] for i in items}
+    release = write_release(out, examples, split, sources, texts, writer)
+    info["timings"]["release"] = time.perf_counter() - t_release
+    _write_parquet(frame, out / "windows.parquet")
+    summary = build_summary(frame, segments, examples, counts, dropped, split, release)
+    summary.update(
+        {
             "thresholds": thresholds.to_dict()["thresholds"],
             "percentiles": thresholds.percentiles,
             "thresholds_reference": thresholds.reference,
@@ -215,6 +232,28 @@ def curate(
             "timings_s": {k: round(v, 3) for k, v in info["timings"].items()},
         }
     )
-    write_json_atomic(out / "summary.json", summary)
-    (out / "summary.html").write_text(render_html(summary, frame, thresholds))
+    summary["_frame"] = frame
     return summary
+
+
+def _write_batch(batch: dict) -> dict:
+    import numpy as np
+
+    jobs = [json.loads(j) for j in batch["job"]]
+    errors = write_examples(jobs)
+    return {
+        "target": np.array([j["target"] for j in jobs], dtype=object),
+        "error": np.array(["" if e is None else e for e in errors], dtype=object),
+    }
+
+
+def write_examples_ray(jobs: list[dict]) -> list[str | None]:
+    """:func:`~.release.write_examples` as Ray Data tasks (one example per task, 1 CPU each)."""
+    import ray
+
+    if not jobs:
+        return []
+    ds = ray.data.from_items([{"job": json.dumps(j)} for j in jobs])
+    ds = ds.map_batches(_write_batch, batch_size=1, num_cpus=1)
+    found = {row["target"]: row["error"] or None for row in ds.iter_rows()}
+    return [found[j["target"]] for j in jobs]
