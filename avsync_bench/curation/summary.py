@@ -108,6 +108,10 @@ def _histogram(name: str, values: np.ndarray, passed: np.ndarray, bound: dict) -
     return svg[svg.index("<svg") :]
 
 
+def _pct(value) -> str:
+    return "?" if value is None else f"{float(value):g}th"
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
     body = "".join(
@@ -158,8 +162,8 @@ td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: left; }}
 <p>{counts["videos"]} videos, {counts["windows"]} windows of {summary["settings"]["window"]} s
 (stride {summary["settings"]["stride"]} s inside each scene); {counts["windows_kept"]} kept,
 {counts["windows_dropped"]} dropped; {counts["examples"]} examples in {counts["classes_kept"]}
-classes. Thresholds at the {html.escape(str(percentiles.get("lower")))}th (lower bounds) and
-{html.escape(str(percentiles.get("upper")))}th (upper bounds) percentiles of the reference
+classes. Thresholds at the {_pct(percentiles.get("lower"))} (lower bounds) and
+{_pct(percentiles.get("upper"))} (upper bounds) percentiles of the reference
 {html.escape(str(ref.get("path", "")))} ({ref.get("windows", "?")} windows).</p>
 <h2>Measurements</h2><div class="charts">{"".join(charts)}</div>
 <h2>Counts</h2>{_table(["step", "count"], count_rows)}
