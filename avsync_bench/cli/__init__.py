@@ -6,6 +6,7 @@ import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
 from avsync_bench.cli import animate as animate_cli
+from avsync_bench.cli import curate as curate_cli
 from avsync_bench.cli import datasets as datasets_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import study as study_cli
@@ -30,6 +31,7 @@ app.command("report")(report.report_command)
 app.command("train-reference")(train_cli.train_reference_command)
 app.command("animate")(animate_cli.animate_command)
 app.add_typer(study_cli.app, name="study")
+app.add_typer(curate_cli.app, name="curate")
 
 
 def main() -> None:
