@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from classifier_synthetic import make_dataset
 
 from avsync_bench.classifier.data import DataSpec, list_videos
 from avsync_bench.classifier.eval import load_eval_items, score_items, summarise
@@ -15,7 +16,6 @@ from avsync_bench.classifier.train import load_config, train
 from avsync_bench.features.sync import SyncFeatures
 from avsync_bench.models.sync_classifier import MODULE_NAMES
 from avsync_bench.weights.store import ResolvedWeight
-from classifier_synthetic import make_dataset
 
 
 @pytest.fixture(scope="module")
