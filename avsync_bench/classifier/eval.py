@@ -166,7 +166,7 @@ def summarise(
             **block(mask),
         }
     denominator = (
-        "official: valid examples only (unusable videos excluded, as avsync_eval.py does)"
+        "valid examples only, the official one (unusable videos excluded, as avsync_eval.py does)"
         if protocol == "official"
         else "all listed videos (an unusable video counts as a miss)"
     )
@@ -193,34 +193,36 @@ def _pct(value: float | None) -> str:
 
 
 def format_table(result: dict) -> str:
-    """A plain-text table of a :func:`summarise` result (percentages) with the chance line."""
+    """A plain-text table of a :func:`summarise` result (accuracy in %) with the chance line and
+    the 95 % intervals of the headline figures."""
     lines = [
-        f"protocol {result['protocol']}: denominator = {result['denominator']}",
+        f"protocol {result['protocol']}; denominator: {result['denominator']}",
         f"videos: {result['n_listed']} listed, {result['n_valid']} valid, "
         f"{len(result['unusable'])} unusable",
     ]
     for row in result["unusable"]:
         lines.append(f"  unusable {row['video']}: {row['reason']}")
-    lines.append("")
-    header = f"{'':24s}" + "".join(
-        f"{'A2V ±' + str(v['tolerance_clips']):>22s}" for v in result["overall"]["a2v"].values()
-    )
-    lines.append(header + "".join(f"{'V2A ±' + k[1:]:>22s}" for k in result["overall"]["v2a"]))
+    keys = list(result["overall"]["a2v"])
+    tol = [k[1:] for k in keys]
+    header = f"{'':28s}" + "".join(f"{'A2V±' + t:>8s}" for t in tol)
+    lines += ["", header + "".join(f"{'V2A±' + t:>8s}" for t in tol)]
 
-    def row(label: str, block: dict, key: str = "value", ci: bool = True) -> str:
-        cells = []
-        for direction in ("a2v", "v2a"):
-            for value in block[direction].values():
-                text = _pct(value[key])
-                if ci and value["ci95"][0] is not None:
-                    text += f" [{_pct(value['ci95'][0])},{_pct(value['ci95'][1])}]"
-                cells.append(f"{text:>22s}")
-        return f"{label:24s}" + "".join(cells)
+    def row(label: str, block: dict, key: str = "value") -> str:
+        cells = [f"{_pct(block[d][k][key]):>8s}" for d in ("a2v", "v2a") for k in keys]
+        return f"{label[:28]:28s}" + "".join(cells)
 
-    lines.append(row("all", result["overall"]))
     other = "value_all_listed" if result["protocol"] == "official" else "value_valid_only"
-    lines.append(row(f"  ({other[6:].replace('_', ' ')})", result["overall"], other, ci=False))
-    lines.append(row("chance", result["overall"], "chance", ci=False))
+    lines.append(row("all", result["overall"]))
+    lines.append(row(f"  ({other[6:].replace('_', ' ')})", result["overall"], other))
+    lines.append(row("chance", result["overall"], "chance"))
     for name, block in result["per_class"].items():
-        lines.append(row(f"{name[:18]} ({block['n_valid']}/{block['n_listed']})", block))
+        lines.append(row(f"{name[:20]} ({block['n_valid']}/{block['n_listed']})", block))
+    last = keys[-1]
+    cis = ", ".join(
+        f"{d.upper()} ±{last[1:]}: {_pct(result['overall'][d][last]['value'])} "
+        f"[{_pct(result['overall'][d][last]['ci95'][0])}, "
+        f"{_pct(result['overall'][d][last]['ci95'][1])}]"
+        for d in ("a2v", "v2a")
+    )
+    lines.append(f"95% bootstrap CI over videos: {cis}")
     return "\n".join(lines)
