@@ -104,7 +104,7 @@ def eval_classifier_command(
                 "image_size": size,
             }
         )
-        out = out or (checkpoint / f"eval_{split}.json")
+        out = out or Path("classifier_eval") / f"{dataset}_{split}_{protocol}.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         label = " · STAND-IN WEIGHTS" if result["standin"] else ""
