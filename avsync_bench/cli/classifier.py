@@ -71,7 +71,7 @@ def eval_classifier_command(
         None, help="Frame side (default: 224, or the checkpoint's train_config.yaml)."
     ),
     out: Path | None = typer.Option(
-        None, help="JSON output (default <checkpoint>/eval_<split>.json)."
+        None, help="JSON output (default classifier_eval/<dataset>_<split>_<protocol>.json)."
     ),
 ) -> None:
     """Offset accuracy: 31 centred clips 0.04 s apart, A2V and V2A, hit when |argmax − 15| ≤ 5."""
