@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from avsync_bench.clips import waveform_mel
@@ -50,6 +51,8 @@ __all__ = [
     "MultiClipReader",
     "list_videos",
     "clip_starts",
+    "TrainClipsDataset",
+    "collate_clips",
 ]
 
 #: Classifier-only datasets in release layout (``videos/<class>/<file>``, ``<split>.txt``).
@@ -285,3 +288,69 @@ class MultiClipReader:
         if self.cache_videos > 0:
             cache[key] = mel
         return mel
+
+
+class TrainClipsDataset(Dataset):
+    """Items keyed ``(video_index, sample_index)``: K aligned clips of one listed video.
+
+    The clip offset and the K flips come from ``numpy.random.default_rng([seed, sample_index])``.
+    An unusable video is replaced by the next listed one (wrapping), as the official loader does;
+    the item's ``substituted`` lists ``(list line, reason)`` of each video passed over.
+
+    Item: ``mels`` (K, 1, 128, 204) and ``frames`` (K, 3, 12, S, S) float32, ``video_index`` int,
+    ``sample_index`` int, ``substituted`` list.
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[TestVideo],
+        spec: DataSpec,
+        seed: int,
+        random_flip: bool = True,
+        cache_videos: int = 0,
+    ):
+        self.videos, self.spec, self.seed, self.random_flip = list(videos), spec, seed, random_flip
+        self.reader = MultiClipReader(spec, cache_videos)
+        self.unusable: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, key) -> dict:
+        video_index, sample_index = key
+        rng = np.random.default_rng([self.seed, sample_index])
+        substituted = []
+        for attempt in range(len(self.videos)):
+            index = (video_index + attempt) % len(self.videos)
+            if index in self.unusable:
+                substituted.append((self.videos[index].rel, self.unusable[index]))
+                continue
+            video = self.videos[index]
+            try:
+                starts = clip_starts(self.reader.duration(video.path), self.spec, rng)
+                flips = (rng.random(self.spec.num_clips) < 0.5) & self.random_flip
+                mels, frames = self.reader.read(video.path, starts, flips.tolist())
+            except Unusable as error:
+                self.unusable[index] = error.reason
+                substituted.append((video.rel, error.reason))
+                continue
+            return {
+                "mels": mels,
+                "frames": frames,
+                "video_index": index,
+                "sample_index": sample_index,
+                "substituted": substituted,
+            }
+        reasons = "; ".join(f"{rel}: {why}" for rel, why in substituted[:10])
+        raise DatasetError(f"no usable video among the {len(self.videos)} listed ({reasons})")
+
+
+def collate_clips(items: list[dict]) -> dict:
+    """Stack items of :class:`TrainClipsDataset`: ``mels`` (B, K, 1, 128, 204), ``frames``
+    (B, K, 3, 12, S, S); ``sample_index`` list; ``substituted`` concatenated."""
+    return {
+        "mels": torch.stack([i["mels"] for i in items]),
+        "frames": torch.stack([i["frames"] for i in items]),
+        "sample_index": [i["sample_index"] for i in items],
+        "substituted": [s for i in items for s in i["substituted"]],
+    }

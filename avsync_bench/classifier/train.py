@@ -28,22 +28,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import Dataset
 
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
-from avsync_bench.classifier.data import DataSpec, MultiClipReader, Unusable, clip_starts
+from avsync_bench.classifier.data import DataSpec, TrainClipsDataset, collate_clips
 from avsync_bench.classifier.metrics import contrastive_loss, pairwise_scores
-from avsync_bench.datasets import DatasetError, TestVideo
+from avsync_bench.datasets import TestVideo
 
 __all__ = [
     "CONFIG_DIR",
     "ClassifierTrainConfig",
     "SyncContrastiveModel",
-    "TrainClipsDataset",
     "load_config",
     "build_classifier",
     "train",
@@ -203,70 +200,6 @@ class SyncContrastiveModel(nn.Module):
         return pairwise_scores(self.classifier.head, audio, video)
 
 
-class TrainClipsDataset(Dataset):
-    """Items keyed ``(video_index, sample_index)``: K aligned clips of one listed video.
-
-    The clip offset and the K flips come from ``numpy.random.default_rng([seed, sample_index])``.
-    An unusable video is replaced by the next listed one (wrapping), as the official loader does;
-    the item's ``substituted`` lists ``(list line, reason)`` of each video passed over.
-
-    Item: ``mels`` (K, 1, 128, 204) and ``frames`` (K, 3, 12, S, S) float32, ``video_index`` int,
-    ``sample_index`` int, ``substituted`` list.
-    """
-
-    def __init__(
-        self,
-        videos: Sequence[TestVideo],
-        spec: DataSpec,
-        seed: int,
-        random_flip: bool = True,
-        cache_videos: int = 0,
-    ):
-        self.videos, self.spec, self.seed, self.random_flip = list(videos), spec, seed, random_flip
-        self.reader = MultiClipReader(spec, cache_videos)
-        self.unusable: dict[int, str] = {}
-
-    def __len__(self) -> int:
-        return len(self.videos)
-
-    def __getitem__(self, key) -> dict:
-        video_index, sample_index = key
-        rng = np.random.default_rng([self.seed, sample_index])
-        substituted = []
-        for attempt in range(len(self.videos)):
-            index = (video_index + attempt) % len(self.videos)
-            if index in self.unusable:
-                substituted.append((self.videos[index].rel, self.unusable[index]))
-                continue
-            video = self.videos[index]
-            try:
-                starts = clip_starts(self.reader.duration(video.path), self.spec, rng)
-                flips = (rng.random(self.spec.num_clips) < 0.5) & self.random_flip
-                mels, frames = self.reader.read(video.path, starts, flips.tolist())
-            except Unusable as error:
-                self.unusable[index] = error.reason
-                substituted.append((video.rel, error.reason))
-                continue
-            return {
-                "mels": mels,
-                "frames": frames,
-                "video_index": index,
-                "sample_index": sample_index,
-                "substituted": substituted,
-            }
-        reasons = "; ".join(f"{rel}: {why}" for rel, why in substituted[:10])
-        raise DatasetError(f"no usable video among the {len(self.videos)} listed ({reasons})")
-
-
-def _collate(items: list[dict]) -> dict:
-    return {
-        "mels": torch.stack([i["mels"] for i in items]),
-        "frames": torch.stack([i["frames"] for i in items]),
-        "sample_index": [i["sample_index"] for i in items],
-        "substituted": [s for i in items for s in i["substituted"]],
-    }
-
-
 def train(
     cfg: ClassifierTrainConfig,
     *,
@@ -342,7 +275,7 @@ def train(
         dataset,
         batch_size=cfg.batch_size,
         sampler=sampler,
-        collate_fn=_collate,
+        collate_fn=collate_clips,
         num_workers=cfg.num_workers,
         generator=torch.Generator(),
     )
