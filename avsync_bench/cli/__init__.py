@@ -6,6 +6,7 @@ import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
 from avsync_bench.cli import animate as animate_cli
+from avsync_bench.cli import classifier as classifier_cli
 from avsync_bench.cli import curate as curate_cli
 from avsync_bench.cli import datasets as datasets_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
@@ -32,6 +33,9 @@ app.command("train-reference")(train_cli.train_reference_command)
 app.command("animate")(animate_cli.animate_command)
 app.add_typer(study_cli.app, name="study")
 app.add_typer(curate_cli.app, name="curate")
+app.command("train-classifier")(classifier_cli.train_classifier_command)
+app.command("eval-classifier")(classifier_cli.eval_classifier_command)
+app.command("sync-sensitivity")(classifier_cli.sync_sensitivity_command)
 
 
 def main() -> None:

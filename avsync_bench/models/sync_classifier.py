@@ -484,7 +484,8 @@ class AVSyncClassifier(nn.Module):
         Each part is saved by diffusers' ``ModelMixin.save_pretrained`` with
         ``safe_serialization=False`` (a torch pickle of the ``state_dict``), because the official
         loader reads ``.bin`` only (``use_safetensors=False``, PROTOCOL.md §5.4). The configs carry
-        ``pretrained: false``, so the official loader does not look for the AVID-CMA file.
+        ``pretrained: false``, so the official loader does not look for the AVID-CMA file, and
+        ``channels`` only when it differs from the official widths.
         ``directory`` is the ``modules`` folder of a ``checkpoint-N``. Reload with
         :meth:`from_pretrained` / :meth:`from_official_checkpoint` (φ bit-identical) or with the
         official ``<Class>.from_pretrained(directory / name, use_safetensors=False)``.
@@ -498,6 +499,13 @@ class AVSyncClassifier(nn.Module):
             if getattr(module.config, "pretrained", False):
                 module.register_to_config(pretrained=False)
             module.save_pretrained(directory / name, safe_serialization=False)
+            config_path = directory / name / CONFIG_NAME
+            config = json.loads(config_path.read_text())
+            if tuple(config.get("channels", OFFICIAL_CHANNELS)) == OFFICIAL_CHANNELS:
+                # official widths: leave the key out, so the file equals the official config
+                # (the official classes would warn about an unexpected key)
+                config.pop("channels", None)
+                config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         return directory
 
     @classmethod

@@ -81,7 +81,9 @@ def classifier_eval_frames(frames: torch.Tensor) -> torch.Tensor:
 
 
 def classifier_data_frames(
-    frames: torch.Tensor | np.ndarray, indices: np.ndarray | Sequence | None = None
+    frames: torch.Tensor | np.ndarray,
+    indices: np.ndarray | Sequence | None = None,
+    size: int = SYNC_IMAGE_SIZE,
 ) -> torch.Tensor:
     """Classifier-data frame preprocessing (PROTOCOL.md §3 "Classifier data").
 
@@ -93,9 +95,10 @@ def classifier_data_frames(
     Args:
         frames: (F, 3, H, W) decoded frames, uint8 in [0, 255] or float in [0, 1].
         indices: None, (n,) or (K, n) integer indices into the F frames.
+        size: output side in pixels (224 for the classifier; reduced test configs use less).
 
     Returns:
-        float32: (F, 3, 224, 224) when ``indices`` is None, (3, n, 224, 224) for (n,) indices,
+        float32 (shown for ``size`` 224): (F, 3, 224, 224) when ``indices`` is None, (3, n, 224, 224) for (n,) indices,
         (K, 3, n, 224, 224) for (K, n) indices (the official ``k c f h w`` layout).
     """
     from torchvision.transforms import InterpolationMode
@@ -117,8 +120,8 @@ def classifier_data_frames(
             )
         used, inverse = np.unique(index, return_inverse=True)
         images = images[torch.from_numpy(used)]
-    images = TF.resize(images, [SYNC_IMAGE_SIZE], InterpolationMode.BICUBIC, antialias=True)
-    images = TF.center_crop(images, [SYNC_IMAGE_SIZE, SYNC_IMAGE_SIZE])
+    images = TF.resize(images, [size], InterpolationMode.BICUBIC, antialias=True)
+    images = TF.center_crop(images, [size, size])
     images = _normalise(images)
     if indices is None:
         return images
