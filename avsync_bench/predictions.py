@@ -8,6 +8,7 @@ prefix glob, unlike the official ``<stem>*.mp4``, §8). Every problem is collect
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,15 +97,18 @@ def check_predictions(
     sits in another folder, or that differs only by letter case), unreadable, no-audio and
     fewer-than-``spec.num_frames``-frames files.
 
+    Directory symlinks are followed (a class folder may link to a folder elsewhere); a symlink
+    that leads back into a folder it sits in is a loop and refused.
+
     Raises:
-        PredictionError: ``preds`` is not a directory.
+        PredictionError: ``preds`` is not a directory, or a directory symlink loops.
     """
     root = Path(preds)
     expected = [video.clip_name(i) for video in videos for i in range(spec.num_clips)]
     report = PredictionReport(root=root, expected=expected)
     if not root.is_dir():
         raise PredictionError(report, f"{root}: predictions folder does not exist")
-    present = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    present = _list_files(root, report)
     media = {rel: p for rel, p in present.items() if rel.lower().endswith(".mp4")}
     expected_set = set(expected)
     by_basename: dict[str, list[str]] = defaultdict(list)
@@ -130,6 +134,39 @@ def check_predictions(
         else:
             report.problems.append(problem)
     return report
+
+
+def _list_files(root: Path, report: PredictionReport) -> dict[str, Path]:
+    """Every file under ``root`` by POSIX relative path, following directory symlinks.
+
+    Raises:
+        PredictionError: a directory symlink points at one of its own ancestors (a loop).
+    """
+    present: dict[str, Path] = {}
+    ancestors = [(root.stat().st_dev, root.stat().st_ino)]
+
+    def walk(folder: Path, rel: str) -> None:
+        with os.scandir(folder) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:
+            path, name = Path(entry.path), f"{rel}{entry.name}"
+            if entry.is_dir(follow_symlinks=True):
+                stat = path.stat()
+                identity = (stat.st_dev, stat.st_ino)
+                if identity in ancestors:
+                    raise PredictionError(
+                        report,
+                        f"{path}: directory symlink loop (it leads back to "
+                        f"{os.path.realpath(path)}, a folder that contains it); refusing to list",
+                    )
+                ancestors.append(identity)
+                walk(path, name + "/")
+                ancestors.pop()
+            elif entry.is_file(follow_symlinks=True):
+                present[name] = path
+
+    walk(root, "")
+    return present
 
 
 def check_clip_file(rel: str, path: Path, spec: ClipSpec) -> PredictionProblem | None:
