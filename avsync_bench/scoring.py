@@ -26,6 +26,7 @@ from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
 from avsync_bench.io.media import probe
 from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
+from avsync_bench.preflight import preflight
 from avsync_bench.protocol import ClipSpec, ProtocolMode, eval_clip_starts
 from avsync_bench.weights.store import WeightStore, default_home
 
@@ -138,6 +139,10 @@ def score(
         named). MediaError: a file that cannot be decoded.
     """
     progress = progress or _no_progress
+    preflight(
+        {"--cache-dir ($AVSYNC_BENCH_HOME/features by default)": options.cache_dir},
+        device=options.device,
+    )
     mode = ProtocolMode(options.mode)
     info = DATASETS[options.dataset]
     spec = info.spec

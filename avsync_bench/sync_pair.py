@@ -30,6 +30,7 @@ from avsync_bench.features.imagebind import ImageBindFeatures
 from avsync_bench.features.sync import SyncFeatures
 from avsync_bench.io.media import read_wav_or_audio
 from avsync_bench.metrics.per_clip import p_align
+from avsync_bench.preflight import preflight
 from avsync_bench.protocol import ClipSpec, ProtocolMode
 from avsync_bench.weights.store import WeightStore
 
@@ -76,6 +77,7 @@ def sync_pair(
 
     Raises:
         ValueError: a missing or contradictory reference. MissingWeightsError: absent weights.
+        PreflightError: ``device`` does not exist (checked before decoding).
     """
     if metric not in {"score", "relsync", "alignsync"}:
         raise ValueError(f"unknown metric {metric!r}; choose score, relsync or alignsync")
@@ -83,6 +85,7 @@ def sync_pair(
         raise ValueError("relsync needs exactly one of --ref-video and --ref-audio")
     if metric == "alignsync" and (ref_video is None or ref_audio is not None):
         raise ValueError("alignsync needs --ref-video (and no --ref-audio)")
+    preflight(device=device)
     mode = ProtocolMode(mode)
     clip = load_pair_clip(video, mode)
     if audio is not None:

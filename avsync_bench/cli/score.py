@@ -8,8 +8,10 @@ import typer
 from rich.console import Console
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
+from avsync_bench.outputs import write_results_safely
+from avsync_bench.preflight import preflight
 from avsync_bench.protocol import ProtocolMode
-from avsync_bench.results import print_results, write_results
+from avsync_bench.results import print_results
 from avsync_bench.scoring import ScoreOptions, score
 from avsync_bench.weights.store import default_home
 
@@ -50,6 +52,9 @@ def score_command(
     allow_partial: bool = typer.Option(
         False, help="Score despite missing/invalid/extra files; the result is labelled partial."
     ),
+    force: bool = typer.Option(
+        False, help="Replace results.json / per_clip.csv / features.npz already in --out."
+    ),
 ) -> None:
     """Score a folder of generated videos against the dataset's test clips.
 
@@ -57,6 +62,10 @@ def score_command(
     and every weight file (all missing ones named at once), then writes results.json (values,
     protocol, clip counts, weight sha256s, version, partial flag) and per_clip.csv, and prints
     a table. Exit code 1 on any error.
+
+    Before any work: --out, the feature cache and --device are checked, and results already in
+    --out are refused unless --force. If --out cannot be written at the end, the results go to
+    ./avsync-bench-results-<time>/ (named on the terminal) and the exit code is 1.
     """
     options = ScoreOptions(
         preds=preds,
@@ -72,10 +81,19 @@ def score_command(
         allow_partial=allow_partial,
         dtype=dtype,
     )
+    target = out or Path(f"{str(preds).rstrip('/')}.scores") / protocol.value
     with exit_on_error():
+        preflight({"--out": target}, results_dir=target, force=force)
         with progress_bars() as progress:
             run = score(options, progress=progress)
-        target = out or Path(f"{str(preds).rstrip('/')}.scores") / protocol.value
-        json_path, csv_path = write_results(run.results, run.per_clip, target, run.features)
+        written = write_results_safely(run.results, run.per_clip, target, run.features, force)
     print_results(run.results, Console())
-    console.print(f"wrote {json_path} and {csv_path}")
+    if written.problem:
+        console.print(
+            f"[bold red]error:[/] {written.problem}; the results were written to "
+            f"{written.folder} instead",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    console.print(f"wrote {written.json_path} and {written.csv_path}")

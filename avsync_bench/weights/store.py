@@ -124,7 +124,10 @@ class WeightStore:
         if key not in hashes or path.is_dir():
             hashes[key] = sha256_path(path)
             if not path.is_dir():
-                _write_json_atomic(self.root / "hashes.json", hashes)
+                try:  # a memo only: a read-only weights folder just recomputes next time
+                    _write_json_atomic(self.root / "hashes.json", hashes)
+                except OSError:
+                    pass
         return hashes[key]
 
     def _verify(self, spec: WeightSpec, path: Path, digest: str) -> None:
