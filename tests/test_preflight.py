@@ -62,7 +62,10 @@ def test_unwritable_out_cache_and_missing_device_refused_first(
     assert f"--out: cannot create {blocker / 'out'}: {blocker} is a file" in result.output
     monkeypatch.setenv("AVSYNC_BENCH_HOME", str(blocker / "home"))
     options = ScoreOptions(preds, data_root=tiny_dataset, metrics="fid", cache_dir=blocker / "c")
-    with pytest.raises(PreflightError, match="--cache-dir: cannot create"):
+    with pytest.raises(
+        PreflightError,
+        match=r"--cache-dir \(\$AVSYNC_BENCH_HOME/features by default\): cannot create",
+    ):
         score(options, tiny_extractors())
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     options = ScoreOptions(
