@@ -13,6 +13,7 @@ stops after it, so long files are never decoded whole.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -66,7 +67,8 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One decoded frame: ``rgb`` (H, W, 3) uint8; ``pts`` exact seconds; ``pts_us`` integer µs."""
+    """One decoded frame: ``rgb`` (H, W, 3) uint8 (the decoded size, or what the decoder's
+    ``transform`` returned for it); ``pts`` exact seconds; ``pts_us`` integer µs."""
 
     index: int
     pts: float
@@ -143,12 +145,21 @@ def _seek(container, stream, start: float) -> None:
         container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
 
 
-def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]:
+def decode_video(
+    path: str | Path,
+    start: float,
+    end: float,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[VideoFrame]:
     """Decode the video frames whose exact pts lies in ``[start, end]`` seconds.
 
     Frames are converted to RGB24 by swscale with the AREA flag (as torchvision's decoder did).
     ``index`` is the frame's position in decode order counted from the first frame of the file,
     so indices are comparable across calls.
+
+    ``transform`` (e.g. the protocol's crop and resize, :func:`avsync_bench.clips.resize_frame`)
+    is applied to each (H, W, 3) uint8 frame as soon as it is decoded, so only its (smaller)
+    output is kept: memory then grows with the output size, not the file's resolution.
 
     Raises:
         MediaError: missing file, no video stream, or a decoding failure.
@@ -176,6 +187,8 @@ def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]
                 start_pts = stream.start_time or 0
                 index = round(float((pts - start_pts) * time_base * rate)) if rate else len(frames)
                 rgb = frame.reformat(format="rgb24", interpolation="AREA").to_ndarray()
+                if transform is not None:
+                    rgb = transform(rgb)
                 frames.append(VideoFrame(index, seconds, _us(pts, time_base), rgb))
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: video decoding failed ({exc})") from exc
