@@ -22,7 +22,7 @@ from avsync_bench.cache import FeatureCache, file_sha256
 from avsync_bench.clips import Clip, load_clips, load_generated_clip
 from avsync_bench.datasets import DATASETS, TestVideo, load_split, resolve_root
 from avsync_bench.features import FeatureExtractor, get_extractor
-from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
+from avsync_bench.features.mel import MATCH_MEASURE, MATCH_THRESHOLD, audio_match
 from avsync_bench.io.media import probe
 from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
@@ -235,7 +235,7 @@ def score(
     if match is not None:
         flagged = [row["clip"] for row, m in zip(per_clip, match) if not m >= MATCH_THRESHOLD]
         results["audio_check"] = {
-            "measure": "best envelope correlation, GT clip audio vs generated file audio",
+            "measure": MATCH_MEASURE,
             "threshold": MATCH_THRESHOLD,
             "min_correlation": float(np.nanmin(match)) if np.isfinite(match).any() else None,
             "flagged": flagged,
@@ -243,7 +243,7 @@ def score(
         if flagged:
             results["warnings"].append(
                 f"{len(flagged)} generated clip(s) carry audio that differs from their GT clip's "
-                f"audio (envelope correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
+                f"audio (spectrogram correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
                 + (" ..." if len(flagged) > 5 else "")
                 + ". The audio-based metrics read the generated file's own audio."
             )

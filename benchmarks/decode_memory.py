@@ -2,7 +2,9 @@
 
 Writes a 12-frame, 6 fps, 2 s H.264 + AAC clip at 3840x2160 (4K) and 7680x4320 (8K) with PyAV
 into a temporary folder (never into the repository), then, each in a fresh Python process, runs
-one decoding path and reports the process's peak RSS (``ru_maxrss``) and the RSS after imports:
+one decoding path and reports the process's peak RSS (``VmHWM`` from ``/proc/self/status``, which,
+unlike ``ru_maxrss``, does not inherit the parent's high-water mark; Linux) and the RSS after
+imports:
 
 * ``score``: the prediction check (frame count) and :func:`avsync_bench.clips.load_generated_clip`,
   what ``avsync-bench score`` does per generated file before the feature networks;
@@ -65,7 +67,7 @@ PATHS = {
 }
 
 PRELUDE = """
-import resource, sys, json
+import sys, json
 import numpy as np
 from pathlib import Path
 import avsync_bench
@@ -73,11 +75,15 @@ from avsync_bench.protocol import ClipSpec, ProtocolMode
 import torch, torchvision, torchaudio  # imports counted in the baseline, not the peak
 from avsync_bench.clips import load_clips
 SPEC, MODE, PATH = ClipSpec(), ProtocolMode.official, Path(sys.argv[1])
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def hwm_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+base = hwm_kb()
 """
 
 EPILOGUE = """
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm_kb()
 print(json.dumps({"base_mb": base / 1024, "peak_mb": peak / 1024}))
 """
 
