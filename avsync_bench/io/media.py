@@ -35,6 +35,14 @@ __all__ = [
 ]
 
 
+LARGE_FRAME_PIXELS = 1920 * 1088
+LARGE_FRAME_THREADS = 4
+"""Above LARGE_FRAME_PIXELS per frame (beyond 1080p) the video decoder uses at most
+LARGE_FRAME_THREADS threads: FFmpeg's frame threading keeps one picture in flight per thread
+(≈ 50 MB at 8K), so the default (one per core, up to 16) would make memory grow with the core
+count. Decoded values do not depend on the thread count."""
+
+
 class MediaError(RuntimeError):
     """A media file cannot be opened or lacks what is needed; the message names the file."""
 
@@ -171,6 +179,9 @@ def decode_video(
             raise MediaError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > LARGE_FRAME_PIXELS:  # each frame thread holds a full-size picture
+            stream.thread_count = LARGE_FRAME_THREADS
         time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
         _seek(container, stream, start)
