@@ -2,7 +2,8 @@
 
 On every test clip of a dataset (the 15-video AVSync15 gallery by default) this writes generated
 files the way a user would (the clip's frames with an audio window muxed in, AAC, 16 kHz), reads
-each back as ``score`` does (:func:`avsync_bench.clips.load_generated_clip`) and compares its mel
+each back as ``score`` does (the generated clip's audio window, as
+:func:`avsync_bench.clips.load_generated_clip` cuts it, without decoding video) and compares its mel
 with the GT clip's mel by :func:`avsync_bench.features.mel.audio_match`:
 
 * ``correct``: the GT clip's own audio window (the Static baseline's files);
@@ -29,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from avsync_bench.clips import clip_mel, load_clips, load_generated_clip, load_test_clips
+from avsync_bench.clips import Clip, clip_mel, cut_audio
 from avsync_bench.datasets import DATASETS, load_split
 from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
-from avsync_bench.io.media import probe, write_clip
-from avsync_bench.protocol import ProtocolMode
+from avsync_bench.io.media import decode_audio, probe, write_clip
+from avsync_bench.protocol import ProtocolMode, eval_clip_starts, generated_clip_start
 
 
 def previous_check(gt: np.ndarray, gen: np.ndarray) -> np.ndarray:
@@ -72,39 +73,60 @@ def _fit(audio: np.ndarray, n: int) -> np.ndarray:
     return np.ascontiguousarray(audio, dtype=np.float32)
 
 
-def _window(video, start: float, shift: float, duration: float, spec, mode) -> np.ndarray:
+def _audio(path: Path, start: float, spec, mode) -> np.ndarray:
+    """The clip audio at ``start`` exactly as :func:`avsync_bench.clips.load_clips` cuts it
+    (same decoded span, same :func:`~avsync_bench.clips.cut_audio`), without decoding video."""
+    frames = decode_audio(path, max(start, 0.0) - 0.5, start + spec.duration + 0.5)
+    return cut_audio(frames, start, spec, mode, source=str(path))
+
+
+def _window(path: Path, start: float, shift: float, duration: float, spec, mode) -> np.ndarray:
+    """The audio window moved by ``shift`` s (the other way where the video ends)."""
     moved = start + shift
     if moved + spec.duration > duration or moved < 0:
         moved = start - shift
     moved = min(max(moved, 0.0), max(duration - spec.duration, 0.0))
-    return load_clips(video.path, [moved], spec, mode)[0].audio
+    return _audio(path, moved, spec, mode)
+
+
+def _mel(audio: np.ndarray, start: float, mode) -> np.ndarray:
+    clip = Clip(frames=np.zeros((0, 1, 1, 3), np.uint8), audio=audio, start=start, mode=mode)
+    return clip_mel(clip).numpy()
 
 
 def collect(data_root: Path, dataset: str, mode: ProtocolMode, folder: Path) -> dict:
-    """{kind: (gt mels (N, 1, 128, 204), generated mels (N, 1, 128, 204))}."""
+    """{kind: (gt mels (N, 1, 128, 204), generated mels (N, 1, 128, 204))}.
+
+    Generated files get 12 black 16x16 frames (the check reads only the audio) and are read back
+    with the generated clip's start (:func:`~avsync_bench.protocol.generated_clip_start`).
+    """
     spec = DATASETS[dataset].spec
     videos = load_split(dataset, data_root)
-    clips = {v.rel: load_test_clips(v.path, spec, mode) for v in videos}
+    durations = {v.rel: probe(v.path).av_duration for v in videos}
+    starts = {v.rel: eval_clip_starts(durations[v.rel], spec, mode) for v in videos}
+    gt_audio = {v.rel: [_audio(v.path, s, spec, mode) for s in starts[v.rel]] for v in videos}
+    frames = np.zeros((spec.num_frames, 16, 16, 3), np.uint8)
     out: dict[str, tuple[list, list]] = {k: ([], []) for k in KINDS}
     for k, video in enumerate(videos):
-        duration = probe(video.path).av_duration
+        duration = durations[video.rel]
         other = videos[(k + 1) % len(videos)]
-        for i, clip in enumerate(clips[video.rel]):
+
+        for i, start in enumerate(starts[video.rel]):
             audios = {
-                "correct": clip.audio,
-                "offset +44 ms": _window(video, clip.start, 0.044, duration, spec, mode),
-                "offset -44 ms": _window(video, clip.start, -0.044, duration, spec, mode),
-                "shift 0.5 s": _window(video, clip.start, 0.5, duration, spec, mode),
-                "shift 1.0 s": _window(video, clip.start, 1.0, duration, spec, mode),
-                "swapped": clips[other.rel][i].audio,
+                "correct": gt_audio[video.rel][i],
+                "offset +44 ms": _window(video.path, start, 0.044, duration, spec, mode),
+                "offset -44 ms": _window(video.path, start, -0.044, duration, spec, mode),
+                "shift 0.5 s": _window(video.path, start, 0.5, duration, spec, mode),
+                "shift 1.0 s": _window(video.path, start, 1.0, duration, spec, mode),
+                "swapped": gt_audio[other.rel][i],
             }
-            gt_mel = clip_mel(clip).numpy()
+            gt_mel = _mel(gt_audio[video.rel][i], start, mode)
             for kind, audio in audios.items():
                 path = folder / f"{k}_{i}_{kind.replace(' ', '_')}.mp4"
-                write_clip(path, clip.frames, spec.fps, _fit(audio, spec.num_samples), 16000)
-                generated = load_generated_clip(path, spec, mode)
+                write_clip(path, frames, spec.fps, _fit(audio, spec.num_samples), 16000)
+                gen_start = generated_clip_start(probe(path).av_duration, spec, mode)
                 out[kind][0].append(gt_mel)
-                out[kind][1].append(clip_mel(generated).numpy())
+                out[kind][1].append(_mel(_audio(path, gen_start, spec, mode), gen_start, mode))
                 path.unlink()
     return {kind: (np.stack(gt), np.stack(gen)) for kind, (gt, gen) in out.items()}
 
