@@ -20,21 +20,23 @@ __all__ = ["MelFeatures", "audio_match", "MATCH_THRESHOLD", "MATCH_MEASURE"]
 
 # Generated audio is compared with the GT clip's audio on the clip's log-mel spectrogram (what the
 # audio metrics read): the 198 real 10 ms frames of the 2 s window, each value raised to at least
-# FLOOR below the clip's loudest value (the codec's noise floor is no evidence), each mel bin's
-# mean over time removed (every recording shares a long-term spectrum; only its changes over time
-# identify the window). The score is the best Pearson correlation of the two spectrograms over
+# FLOOR below the clip's loudest value (the codec's noise floor is no evidence), smoothed over
+# SMOOTH_FRAMES frames in time (a 44 ms offset is 4.4 frames: the moving average absorbs the
+# sub-frame remainder and codec smearing), each mel bin's mean over time removed (every recording
+# shares a long-term spectrum; only its changes over time identify the window). The score is the best Pearson correlation of the two spectrograms over
 # lags of ±MAX_LAG frames (±60 ms: the official protocol re-reads a generated file's audio with a
 # window that can sit a few tens of ms off the GT window, and generators shift it too). Unlike the
 # earlier smoothed log-energy envelope, the whole spectro-temporal pattern is compared, so a
 # correct file scores high at any offset inside the search. Calibration on the AVSync15 gallery:
 # `benchmarks/audio_check_gallery.py` (figures in the README). Below the threshold a clip is flagged.
-MATCH_THRESHOLD = 0.6
+MATCH_THRESHOLD = 0.75
 MATCH_MEASURE = (
     "best log-mel spectrogram correlation within ±60 ms, GT clip audio vs generated file"
 )
 MAX_LAG = 6
 REAL_FRAMES = 198
 FLOOR = 2.0  # normalised log-mel units (x 9.138 nats: ≈ 80 dB)
+SMOOTH_FRAMES = 5
 
 
 class MelFeatures(FeatureExtractor):
@@ -53,9 +55,13 @@ class MelFeatures(FeatureExtractor):
 
 
 def _spectrogram(mel: np.ndarray) -> np.ndarray:
-    """(128, 198) float64: the real frames of a normalised mel, floored at FLOOR below its peak."""
+    """(128, 198) float64: the real frames of a normalised mel, floored at FLOOR below its peak,
+    moving-averaged over SMOOTH_FRAMES frames in time (edges repeat the end frames)."""
+    from scipy.ndimage import uniform_filter1d
+
     values = mel[0, :, :REAL_FRAMES].astype(np.float64)
-    return np.maximum(values, values.max() - FLOOR)
+    values = np.maximum(values, values.max() - FLOOR)
+    return uniform_filter1d(values, SMOOTH_FRAMES, axis=1, mode="nearest")
 
 
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
