@@ -5,8 +5,8 @@ generator's video comes back as any file PyAV reads (any fps, size, codec, with 
 and is normalised to the prediction format by :func:`normalise_video` with the protocol's own
 frame picking (:func:`avsync_bench.clips.pick_frames_official` /
 :func:`~avsync_bench.clips.pick_frames_corrected`, from t = 0) and crop + resize
-(:func:`avsync_bench.clips.resize_frame`, as each frame is decoded), so a generated clip is read the way ``score`` reads
-a clip.
+(:func:`avsync_bench.clips.resize_frame`, as each frame is decoded), so a generated clip is read
+the way ``score`` reads a clip.
 """
 
 from __future__ import annotations
