@@ -43,6 +43,7 @@ __all__ = [
     "pick_frames_corrected",
     "pick_frames",
     "cut_audio",
+    "resize_frame",
     "resize_frames",
     "load_clips",
     "load_test_clips",
@@ -212,36 +213,49 @@ def cut_audio(
     return out
 
 
-def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Centre-crop to the target aspect ratio, then resize, as the official loader does (§1).
+def resize_frame(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Centre-crop one frame to the target aspect ratio, then resize, as the official loader
+    does (§1).
 
     Crop: ``int(h / (height/width))`` columns or ``int(w · height/width)`` rows, centred. Resize:
-    bilinear with antialias on float [0, 1] frames (torchvision), then ``round(x·255)``.
+    bilinear with antialias on float [0, 1] frames (torchvision), then ``round(x·255)``. The crop
+    is taken on the uint8 frame before the float conversion (the same values as cropping the
+    float frame; it keeps a 7680x4320 frame's float copy to the cropped part). Every frame is
+    resized on its own, so values do not depend on how frames are grouped.
 
     Args:
-        frames: (T, H, W, 3) uint8 RGB.
+        frame: (H, W, 3) uint8 RGB.
 
     Returns:
-        (T, height, width, 3) uint8.
+        (height, width, 3) uint8.
     """
     from torchvision.transforms import InterpolationMode
     from torchvision.transforms import functional as TF
 
-    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-    h, w = images.shape[-2:]
+    h, w = frame.shape[:2]
     target_ratio, ratio = height / width, h / w
     if target_ratio >= ratio:
         trimmed = int(h / target_ratio)
         left = (w - trimmed) // 2
-        images = images[..., left : left + trimmed]
+        frame = frame[:, left : left + trimmed]
     else:
         trimmed = int(w * target_ratio)
         top = (h - trimmed) // 2
-        images = images[..., top : top + trimmed, :]
-    images = TF.resize(images, [height, width], InterpolationMode.BILINEAR, antialias=True)
-    images = TF.center_crop(images, [height, width])
-    quantised = torch.round(images.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-    return quantised.permute(0, 2, 3, 1).contiguous().numpy()
+        frame = frame[top : top + trimmed]
+    image = torch.from_numpy(np.ascontiguousarray(frame)[None]).permute(0, 3, 1, 2).float()
+    image = image.div_(255.0)  # in place: the same values as `/ 255.0`, one float copy fewer
+    image = TF.resize(image, [height, width], InterpolationMode.BILINEAR, antialias=True)
+    image = TF.center_crop(image, [height, width])
+    quantised = torch.round(image.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+    return quantised[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """:func:`resize_frame` on each of (T, H, W, 3) uint8 frames → (T, height, width, 3) uint8."""
+    frames = np.asarray(frames)
+    if len(frames) == 0:
+        return np.zeros((0, height, width, 3), np.uint8)
+    return np.stack([resize_frame(frame, height, width) for frame in frames])
 
 
 def _make_clip(
@@ -257,9 +271,8 @@ def _make_clip(
         positions, padding = pick_frames(video, start, spec, rules)
     except MediaError as exc:
         raise MediaError(f"{path}: {exc}") from exc
-    chosen = np.stack([video[p].rgb for p in positions])
     return Clip(
-        frames=resize_frames(chosen, spec.height, spec.width),
+        frames=np.stack([video[p].rgb for p in positions]),  # resized as decoded
         audio=cut_audio(audio, start, spec, rules, source=str(path)),
         start=start,
         mode=rules.mode,
@@ -274,13 +287,16 @@ def load_clips(
 ) -> list[Clip]:
     """Cut clips starting at ``starts`` (s) from one file, decoding only the span they need.
 
+    Each frame is cropped and resized to the spec's size as it is decoded
+    (:func:`resize_frame`), so the file's resolution never multiplies the memory held.
+
     Raises:
         MediaError: the file is unreadable or lacks video/audio in a window.
     """
     path = Path(path)
     lo = max(min(starts), 0.0) - 0.5
     hi = max(starts) + spec.duration + 0.5
-    video = decode_video(path, lo, hi)
+    video = decode_video(path, lo, hi, lambda rgb: resize_frame(rgb, spec.height, spec.width))
     audio = decode_audio(path, lo, hi)
     if not video:
         raise MediaError(f"{path}: no video frames between {lo:.2f} s and {hi:.2f} s")

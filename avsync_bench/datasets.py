@@ -136,12 +136,38 @@ def _class_mapping(root: Path) -> dict[str, str]:
     if not path.is_file():
         raise DatasetError(f"{path}: class mapping missing")
     try:
-        mapping = json.loads(path.read_text())
+        mapping = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(mapping, dict):
         raise DatasetError(f"{path}: expected an object mapping class folder to text")
     return mapping
+
+
+def _read_list(list_path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a list file as (1-based line number, stripped text).
+
+    Raises:
+        DatasetError: unreadable file, or a line that is not UTF-8 (names the file, line, column).
+    """
+    try:
+        raw = list_path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{list_path}: cannot read the list ({exc.strerror})") from exc
+    out = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"{list_path}:{number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column "
+                f"{exc.start + 1}: {line!r}); list files must be UTF-8"
+            ) from None
+        if text.strip():
+            out.append((number, text.strip()))
+    return out
 
 
 def load_split(dataset: str, root: str | Path, split: str = "test") -> list[TestVideo]:
@@ -157,13 +183,13 @@ def load_split(dataset: str, root: str | Path, split: str = "test") -> list[Test
     list_path = root / f"{split}.txt"
     if not list_path.is_file():
         raise DatasetError(f"{list_path}: split list missing")
-    lines = [line.strip() for line in list_path.read_text().splitlines() if line.strip()]
-    if not lines:
+    numbered = _read_list(list_path)
+    if not numbered:
         raise DatasetError(f"{list_path}: the list is empty")
     mapping = None if info.fixed_class else _class_mapping(root)
     video_dir = root / "videos" / split if info.split_subfolders else root / "videos"
     videos, missing, seen = [], [], set()
-    for number, line in enumerate(lines, 1):
+    for number, line in numbered:
         if "," in line:
             raise DatasetError(f"{list_path}:{number}: 'path,start,end' lines are not supported")
         if not line.endswith(".mp4"):

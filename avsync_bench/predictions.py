@@ -16,6 +16,7 @@ NaN or infinite audio samples (``bad_audio``), and how much of its clip window i
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,8 +149,11 @@ def check_predictions(
     no-audio, fewer-than-``spec.num_frames``-frames, NaN/infinite-audio files, and clips whose
     window needs more padding than ``mode``'s rules allow (unless ``allow_padding``).
 
+    Directory symlinks are followed (a class folder may link to a folder elsewhere); a symlink
+    that leads back into a folder it sits in is a loop and refused.
+
     Raises:
-        PredictionError: ``preds`` is not a directory.
+        PredictionError: ``preds`` is not a directory, or a directory symlink loops.
     """
     root = Path(preds)
     rules = rules_for(mode)
@@ -159,7 +163,7 @@ def check_predictions(
     )
     if not root.is_dir():
         raise PredictionError(report, f"{root}: predictions folder does not exist")
-    present = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    present = _list_files(root, report)
     media = {rel: p for rel, p in present.items() if rel.lower().endswith(".mp4")}
     expected_set = set(expected)
     wrong = {}  # expected name → the other-container file found for it
@@ -209,6 +213,39 @@ def check_predictions(
         else:
             report.problems.append(problem)
     return report
+
+
+def _list_files(root: Path, report: PredictionReport) -> dict[str, Path]:
+    """Every file under ``root`` by POSIX relative path, following directory symlinks.
+
+    Raises:
+        PredictionError: a directory symlink points at one of its own ancestors (a loop).
+    """
+    present: dict[str, Path] = {}
+    ancestors = [(root.stat().st_dev, root.stat().st_ino)]
+
+    def walk(folder: Path, rel: str) -> None:
+        with os.scandir(folder) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:
+            path, name = Path(entry.path), f"{rel}{entry.name}"
+            if entry.is_dir(follow_symlinks=True):
+                stat = path.stat()
+                identity = (stat.st_dev, stat.st_ino)
+                if identity in ancestors:
+                    raise PredictionError(
+                        report,
+                        f"{path}: directory symlink loop (it leads back to "
+                        f"{os.path.realpath(path)}, a folder that contains it); refusing to list",
+                    )
+                ancestors.append(identity)
+                walk(path, name + "/")
+                ancestors.pop()
+            elif entry.is_file(follow_symlinks=True):
+                present[name] = path
+
+    walk(root, "")
+    return present
 
 
 def inspect_clip_file(

@@ -22,10 +22,11 @@ from avsync_bench.cache import FeatureCache, file_sha256
 from avsync_bench.clips import Clip, load_clips, load_generated_clip
 from avsync_bench.datasets import DATASETS, TestVideo, load_split, resolve_root
 from avsync_bench.features import FeatureExtractor, get_extractor
-from avsync_bench.features.mel import MATCH_THRESHOLD, audio_match
+from avsync_bench.features.mel import MATCH_MEASURE, MATCH_THRESHOLD, audio_match
 from avsync_bench.io.media import probe
 from avsync_bench.metrics import AUDIO_METRICS, FeatureSet, MetricDef, MetricValue, resolve_metrics
 from avsync_bench.predictions import PredictionError, PredictionReport, check_predictions
+from avsync_bench.preflight import preflight
 from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode, eval_clip_starts
 from avsync_bench.weights.store import WeightStore, default_home
 
@@ -140,6 +141,10 @@ def score(
         named). MediaError: a file that cannot be decoded.
     """
     progress = progress or _no_progress
+    preflight(
+        {"--cache-dir ($AVSYNC_BENCH_HOME/features by default)": options.cache_dir},
+        device=options.device,
+    )
     mode = ProtocolMode(options.mode)
     info = DATASETS[options.dataset]
     spec = info.spec
@@ -232,7 +237,7 @@ def score(
     if match is not None:
         flagged = [row["clip"] for row, m in zip(per_clip, match) if not m >= MATCH_THRESHOLD]
         results["audio_check"] = {
-            "measure": "best envelope correlation, GT clip audio vs generated file audio",
+            "measure": MATCH_MEASURE,
             "threshold": MATCH_THRESHOLD,
             "min_correlation": float(np.nanmin(match)) if np.isfinite(match).any() else None,
             "flagged": flagged,
@@ -240,7 +245,7 @@ def score(
         if flagged:
             results["warnings"].append(
                 f"{len(flagged)} generated clip(s) carry audio that differs from their GT clip's "
-                f"audio (envelope correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
+                f"audio (spectrogram correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
                 + (" ..." if len(flagged) > 5 else "")
                 + ". The audio-based metrics read the generated file's own audio."
             )

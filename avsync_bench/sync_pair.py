@@ -37,6 +37,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip, _resample, cut_audio, pick_frames, resize_frames
 from avsync_bench.errors import InputError, OptionError
 from avsync_bench.io.media import decode_audio, decode_video, read_wav_or_audio
+from avsync_bench.preflight import preflight
 from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode, ProtocolRules, rules_for
 
 __all__ = ["load_pair_clip", "pair_waveform", "load_pair_audio", "sync_pair", "METRICS"]
@@ -184,6 +185,7 @@ def sync_pair(
         OptionError: an unknown metric, a missing or contradictory reference.
         InputError / MediaError: an input that cannot be scored (names the file).
         MissingWeightsError: absent weights.
+        PreflightError: ``device`` does not exist (checked before decoding).
     """
     if metric not in METRICS:
         raise OptionError(f"--metric: unknown metric {metric!r}; choose {', '.join(METRICS)}")
@@ -191,6 +193,7 @@ def sync_pair(
         raise OptionError("--ref-video: relsync needs exactly one of --ref-video and --ref-audio")
     if metric == "alignsync" and (ref_video is None or ref_audio is not None):
         raise OptionError("--ref-video: alignsync needs --ref-video (and no --ref-audio)")
+    preflight(device=device)
     rules = _rules(mode)
     video = Path(video)
     clip = load_pair_clip(video, rules)

@@ -4,9 +4,8 @@ Inputs go out as files (the conditioning frame as a PNG, the clip's audio as a 1
 generator's video comes back as any file PyAV reads (any fps, size, codec, with or without audio)
 and is normalised to the prediction format by :func:`normalise_video` with the protocol's own
 frame picking (:func:`avsync_bench.clips.pick_frames` with the run's protocol rules,
-from t = 0) and crop + resize
-(:func:`avsync_bench.clips.resize_frames`), so a generated clip is read the way ``score`` reads
-a clip.
+from t = 0) and crop + resize (:func:`avsync_bench.clips.resize_frame`, as each frame is
+decoded), so a generated clip is read the way ``score`` reads a clip.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsync_bench.clips import cut_audio, pick_frames, resize_frames
+from avsync_bench.clips import cut_audio, pick_frames, resize_frame
 from avsync_bench.io.media import MediaError, count_video_frames, decode_audio, decode_video
 from avsync_bench.protocol import CORRECTED, ClipSpec, ProtocolMode
 from baselines.base import AdapterError, GenerationOutput
@@ -117,7 +116,9 @@ def normalise_video(
     if not path.is_file():
         raise AdapterError(f"{prefix}the generator wrote no output file ({path.name})")
     try:
-        frames = decode_video(path, 0.0, spec.duration + 1.0)
+        frames = decode_video(  # each frame resized as decoded: memory independent of resolution
+            path, 0.0, spec.duration + 1.0, lambda rgb: resize_frame(rgb, spec.height, spec.width)
+        )
         if len(frames) < min_frames:
             total = count_video_frames(path)
             if total < min_frames:
@@ -128,7 +129,7 @@ def normalise_video(
         audio = _own_audio(path, spec) if keep_audio else None
     except MediaError as exc:
         raise AdapterError(f"{prefix}cannot read the generator's output ({exc})") from exc
-    return GenerationOutput(resize_frames(images, spec.height, spec.width), audio)
+    return GenerationOutput(images, audio)
 
 
 def _own_audio(path: Path, spec: ClipSpec) -> np.ndarray:

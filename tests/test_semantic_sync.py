@@ -137,7 +137,7 @@ def test_score_with_every_metric_workers_batch_and_the_audio_check(
             one.results["metrics"][key]["value"], rel=1e-5, abs=1e-8
         ), key
     assert one.results["standin"] and one.results["audio_check"]["flagged"] == []
-    assert one.results["audio_check"]["min_correlation"] > 0.9
+    assert one.results["audio_check"]["min_correlation"] > 0.85  # threshold 0.75, with margin
     # Mux a window 0.25 s off (clicks fall between the right ones) into one file: flagged.
     clips = load_test_clips(
         load_split("avsync15", tiny_dataset)[1].path, ClipSpec(), ProtocolMode.official

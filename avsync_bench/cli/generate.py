@@ -37,9 +37,18 @@ _OUTPUT_NOTE = (
 )
 
 
+def _preflight(out: Path, device: str | None = None) -> None:
+    """--out writable and --device present, before any model is built or clip decoded."""
+    from avsync_bench.preflight import preflight
+
+    with exit_on_error():
+        preflight({"--out": out}, device=device)
+
+
 def _run(adapter, out, dataset, data_root, protocol, seed, limit, classes) -> None:
     from baselines.runner import run_adapter
 
+    _preflight(out)
     with exit_on_error():
         protocol = check_protocol(protocol)
         check_dataset(dataset)
@@ -126,6 +135,7 @@ def command_command(
 ) -> None:
     from baselines.command import CommandAdapter
 
+    _preflight(out)
     with exit_on_error():
         adapter = CommandAdapter(cmd, keep_audio=keep_audio, timeout=timeout)
     _run(adapter, out, dataset, data_root, protocol, seed, limit, classes)
@@ -179,6 +189,7 @@ def codi_command(
 ) -> None:
     from baselines.codi import CoDiAdapter
 
+    _preflight(out)
     with exit_on_error():
         adapter = CoDiAdapter(
             codi_repo,
@@ -200,6 +211,7 @@ def _avsyncd_run(adapter_cls, checkpoint, sd15, imagebind, text_encodings, tiny_
                  audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes):  # fmt: skip
     from avsync_bench.cli.animate import build_pipeline
 
+    _preflight(out)
     with exit_on_error():
         pipe, table, description = build_pipeline(
             checkpoint, sd15, imagebind, tiny_random, text_encodings
@@ -341,6 +353,7 @@ def aadiff_command(
     from baselines.aadiff import AADiffAdapter, build_tiny_sd, load_sd15
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    _preflight(out, device)
     with exit_on_error():
         if tiny_random:
             model = build_tiny_sd()

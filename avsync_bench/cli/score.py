@@ -15,7 +15,9 @@ from avsync_bench.options import (
     check_metrics,
     check_protocol,
 )
-from avsync_bench.results import print_results, write_results
+from avsync_bench.outputs import write_results_safely
+from avsync_bench.preflight import preflight
+from avsync_bench.results import print_results
 from avsync_bench.scoring import ScoreOptions, score
 from avsync_bench.weights.store import default_home
 
@@ -61,6 +63,9 @@ def score_command(
         "1 repeated frame or 0.1 s of missing audio); the padding is recorded in results.json.",
     ),
     verbose: bool = typer.Option(False, help="Show diagnostic details (e.g. FFmpeg's messages)."),
+    force: bool = typer.Option(
+        False, help="Replace results.json / per_clip.csv / features.npz already in --out."
+    ),
 ) -> None:
     """Score a folder of generated videos against the dataset's test clips.
 
@@ -68,6 +73,10 @@ def score_command(
     and every weight file (all missing ones named at once), then writes results.json (values,
     protocol, clip counts, weight sha256s, version, partial flag) and per_clip.csv, and prints
     a table. Exit code 1 on any error.
+
+    Before any work: --out, the feature cache and --device are checked, and results already in
+    --out are refused unless --force. If --out cannot be written at the end, the results go to
+    ./avsync-bench-results-<time>/ (named on the terminal) and the exit code is 1.
     """
     with exit_on_error(verbose):  # options first, before any file is touched
         mode = check_protocol(protocol)
@@ -90,10 +99,19 @@ def score_command(
         dtype=dtype,
         allow_padding=allow_padding,
     )
+    target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
     with exit_on_error(verbose):
+        preflight({"--out": target}, results_dir=target, force=force)
         with progress_bars() as progress:
             run = score(options, progress=progress)
-        target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
-        json_path, csv_path = write_results(run.results, run.per_clip, target, run.features)
+        written = write_results_safely(run.results, run.per_clip, target, run.features, force)
     print_results(run.results, Console())
-    console.print(f"wrote {json_path} and {csv_path}")
+    if written.problem:
+        console.print(
+            f"[bold red]error:[/] {written.problem}; the results were written to "
+            f"{written.folder} instead",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    console.print(f"wrote {written.json_path} and {written.csv_path}")

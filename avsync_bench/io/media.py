@@ -13,6 +13,7 @@ stops after it, so long files are never decoded whole.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,14 @@ __all__ = [
     "read_wav_or_audio",
     "write_clip",
 ]
+
+
+LARGE_FRAME_PIXELS = 1920 * 1088
+LARGE_FRAME_THREADS = 4
+"""Above LARGE_FRAME_PIXELS per frame (beyond 1080p) the video decoder uses at most
+LARGE_FRAME_THREADS threads: FFmpeg's frame threading keeps one picture in flight per thread
+(≈ 50 MB at 8K), so the default (one per core, up to 16) would make memory grow with the core
+count. Decoded values do not depend on the thread count."""
 
 
 class MediaError(AVSyncBenchError, RuntimeError):
@@ -69,7 +78,8 @@ class MediaInfo:
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One decoded frame: ``rgb`` (H, W, 3) uint8; ``pts`` exact seconds; ``pts_us`` integer µs."""
+    """One decoded frame: ``rgb`` (H, W, 3) uint8 (the decoded size, or what the decoder's
+    ``transform`` returned for it); ``pts`` exact seconds; ``pts_us`` integer µs."""
 
     index: int
     pts: float
@@ -160,12 +170,21 @@ def _seek(container, stream, start: float) -> None:
         container.seek(int(start / stream.time_base), stream=stream, backward=True, any_frame=False)
 
 
-def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]:
+def decode_video(
+    path: str | Path,
+    start: float,
+    end: float,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> list[VideoFrame]:
     """Decode the video frames whose exact pts lies in ``[start, end]`` seconds.
 
     Frames are converted to RGB24 by swscale with the AREA flag (as torchvision's decoder did).
     ``index`` is the frame's position in decode order counted from the first frame of the file,
     so indices are comparable across calls.
+
+    ``transform`` (e.g. the protocol's crop and resize, :func:`avsync_bench.clips.resize_frame`)
+    is applied to each (H, W, 3) uint8 frame as soon as it is decoded, so only its (smaller)
+    output is kept: memory then grows with the output size, not the file's resolution.
 
     Raises:
         MediaError: missing file, no video stream, or a decoding failure.
@@ -177,6 +196,9 @@ def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]
             raise MediaError(f"{path}: no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+        if width * height > LARGE_FRAME_PIXELS:  # each frame thread holds a full-size picture
+            stream.thread_count = LARGE_FRAME_THREADS
         time_base = stream.time_base
         rate = stream.average_rate or stream.guessed_rate
         _seek(container, stream, start)
@@ -193,6 +215,8 @@ def decode_video(path: str | Path, start: float, end: float) -> list[VideoFrame]
                 start_pts = stream.start_time or 0
                 index = round(float((pts - start_pts) * time_base * rate)) if rate else len(frames)
                 rgb = frame.reformat(format="rgb24", interpolation="AREA").to_ndarray()
+                if transform is not None:
+                    rgb = transform(rgb)
                 frames.append(VideoFrame(index, seconds, _us(pts, time_base), rgb))
         except av.error.FFmpegError as exc:
             raise _unreadable(path, exc, "video decoding failed") from exc

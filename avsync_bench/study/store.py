@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from avsync_bench.clips import load_test_clips
 from avsync_bench.datasets import DATASETS, load_split, resolve_root
+from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.io.media import write_clip
 from avsync_bench.predictions import check_predictions
 from avsync_bench.protocol import ProtocolMode
@@ -66,7 +67,7 @@ QUESTIONS = {
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class StudyError(ValueError):
+class StudyError(AVSyncBenchError, ValueError):
     """A study command cannot do what was asked (unknown study, bad option, incomplete method)."""
 
 

@@ -155,7 +155,10 @@ class WeightStore:
             value = digest.hexdigest()
         else:
             value = self._file_hash(path, hashes, fresh)
-        _write_json_atomic(self.root / "hashes.json", hashes)
+        try:  # a memo only: a read-only weights folder just recomputes next time
+            _write_json_atomic(self.root / "hashes.json", hashes)
+        except OSError:
+            pass
         return value
 
     def _verify(self, spec: WeightSpec, path: Path, digest: str, pin: bool = True) -> None:
