@@ -6,6 +6,7 @@ import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
 from avsync_bench.cli import animate as animate_cli
+from avsync_bench.cli import doctor as doctor_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import train as train_cli
 
@@ -26,6 +27,20 @@ app.command("compare")(leaderboard.compare_command)
 app.command("report")(report.report_command)
 app.command("train-reference")(train_cli.train_reference_command)
 app.command("animate")(animate_cli.animate_command)
+app.command("doctor")(doctor_cli.doctor_command)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=doctor_cli.version_callback,
+        help="Print the version and exit.",
+    ),  # fmt: skip
+) -> None:
+    """Benchmark toolkit for audio-synchronised visual animation."""
 
 
 def main() -> None:

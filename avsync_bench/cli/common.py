@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avsync_bench.datasets import DatasetError
 from avsync_bench.io.media import MediaError
 from avsync_bench.predictions import PredictionError
+from avsync_bench.progress import progress_reporter
 from avsync_bench.weights.store import WeightsError
 
 console = Console(stderr=True)
@@ -20,20 +20,9 @@ KNOWN_ERRORS = (DatasetError, MediaError, PredictionError, WeightsError, ValueEr
 
 @contextlib.contextmanager
 def progress_bars() -> Iterator:
-    """Yield ``progress(label, total) -> tick(n)`` drawing rich progress bars on stderr."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bars:
-
-        def progress(label: str, total: int):
-            task = bars.add_task(label, total=total)
-            return lambda n: bars.advance(task, n)
-
+    """Yield ``progress(label, total) -> tick(n)`` on stderr: rich bars on a terminal, plain
+    lines otherwise, "cached" for empty stages (:func:`avsync_bench.progress.progress_reporter`)."""
+    with progress_reporter(console) as progress:
         yield progress
 
 

@@ -18,7 +18,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ROOT_HELP = "Leaderboard folder holding results/, reported.json and LEADERBOARD.md."
+ROOT_HELP = (
+    "Leaderboard folder holding results/, reported.json and LEADERBOARD.md (default: the "
+    "leaderboard/ folder of the avsync-bench checkout, whatever the working directory)."
+)
 
 
 @app.command("add")
