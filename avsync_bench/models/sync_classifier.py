@@ -470,7 +470,7 @@ class AVSyncClassifier(nn.Module):
         config = {
             "format": _FORMAT,
             "format_version": _FORMAT_VERSION,
-            "source": "PROTOCOL.md §3 (lzhangbj/ASVA avsync/models)",
+            "source": "docs/protocol.md §3 (lzhangbj/ASVA avsync/models)",
             "modules": dict(_OFFICIAL_CLASS_NAMES),
             "head": self.head.config(),
         }
