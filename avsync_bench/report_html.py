@@ -115,7 +115,7 @@ def class_chart(
     low = np.array([np.nan if v is None else v * scale for v in lows], dtype=float)
     high = np.array([np.nan if v is None else v * scale for v in highs], dtype=float)
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable, selectable
-    fig, ax = plt.subplots(figsize=(5.8, 0.3 * len(labels) + 1.5))
+    fig, ax = plt.subplots(figsize=(5.8, 0.3 * len(labels) + 1.9))
     y = np.arange(len(labels))
     colors = ["#4a7ab5" if np.isfinite(v) and v >= 0 else "#c46a4a" for v in vals]
     ax.barh(y, np.nan_to_num(vals), color=colors, alpha=0.85)
@@ -137,8 +137,9 @@ def class_chart(
     ax.set_yticks(y, labels)
     ax.set_title(title, fontsize=10)
     ax.invert_yaxis()
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="lower right")
+    if ax.get_legend_handles_labels()[0]:  # below the axes, never over the bars
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3,
+                  frameon=False)  # fmt: skip
     fig.tight_layout()
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg")
