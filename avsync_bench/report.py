@@ -157,7 +157,9 @@ def frechet_plan(
         count += n
         seconds += frechet_estimate(dim, n)
         parts.append(f"{key.upper()} {n} at {dim}-d")
-    per_class = class_frechet_plan(run, n_frechet, paired) if per_class else {"count": 0, "seconds": 0}
+    per_class = (
+        class_frechet_plan(run, n_frechet, paired) if per_class else {"count": 0, "seconds": 0}
+    )
     if per_class["count"]:
         parts.append(f"{per_class['count']} per class (sample-space route)")
     count += per_class["count"]

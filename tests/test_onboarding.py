@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -137,3 +138,24 @@ def test_leaderboard_renders_source_notes_and_no_private_paths():
     for public in ("README.md", "leaderboard/LEADERBOARD.md", "leaderboard/reported.json"):
         body = (REPO / public).read_text()
         assert "../shared" not in body and "PROTOCOL.md" not in body, public
+
+
+def test_animate_paths_fall_back_to_the_weights_store(tmp_path):
+    from avsync_bench.cli.animate import store_fallback
+    from avsync_bench.weights.store import MissingWeightsError
+
+    store = tmp_path / "weights"
+    with pytest.raises(MissingWeightsError) as missing:
+        store_fallback(None, None, tmp_path / "ib.pth", "landscapes", store)
+    assert missing.value.names == ["avsyncd_landscapes", "stable_diffusion_v1_5"]
+    unet = store / "avsyncd_landscapes" / "ckpts" / "checkpoint-24000" / "modules" / "unet"
+    unet.mkdir(parents=True)
+    (unet / "config.json").write_text("{}")
+    (store / "stable-diffusion-v1-5" / "vae").mkdir(parents=True)
+    (store / "stable-diffusion-v1-5" / "vae" / "config.json").write_text("{}")
+    (store / "imagebind_huge.pth").write_bytes(b"weights")
+    checkpoint, sd15, imagebind = store_fallback(None, None, None, "landscapes", store)
+    assert checkpoint == unet.parent.parent
+    assert sd15 == store / "stable-diffusion-v1-5" and imagebind == store / "imagebind_huge.pth"
+    given = tmp_path / "mine"
+    assert store_fallback(given, None, None, "landscapes", store)[0] == given
