@@ -26,6 +26,21 @@ SCORE_WEIGHTS = ("fid_inception", "i3d_torchscript", "imagebind_huge", "avsync_c
 """Weights the default ``score --metrics all`` needs; missing ones are problems."""
 
 
+def weights_for(metrics: str) -> tuple[str, ...]:
+    """Registry names of the weights ``score --metrics METRICS`` needs (``all``: SCORE_WEIGHTS).
+
+    Raises:
+        ValueError: an unknown metric name.
+    """
+    from avsync_bench.features import get_extractor
+    from avsync_bench.metrics import resolve_metrics
+
+    if metrics.strip().lower() == "all":
+        return SCORE_WEIGHTS
+    names = [e for m in resolve_metrics(metrics) for e in m.extractors]
+    return tuple(dict.fromkeys(w for e in names for w in get_extractor(e).weight_names))
+
+
 @dataclass(frozen=True)
 class Check:
     """One line of the report: ``status`` (ok | info | warn | FAIL), ``item``, ``detail``."""
@@ -129,7 +144,7 @@ def _cache() -> Check:
     return Check("FAIL", "cache folder", f"{home}: not writable (set AVSYNC_BENCH_HOME)")
 
 
-def _weights(weights_dir: str | Path | None) -> list[Check]:
+def _weights(weights_dir: str | Path | None, required: tuple[str, ...]) -> list[Check]:
     from avsync_bench.weights.registry import REGISTRY
     from avsync_bench.weights.store import WeightsError, WeightStore
 
@@ -139,7 +154,7 @@ def _weights(weights_dir: str | Path | None) -> list[Check]:
     for name, spec in REGISTRY.items():
         item = f"weight {name}"
         if not store.path(name).exists():
-            if name in SCORE_WEIGHTS:
+            if name in required:
                 fix = (
                     f"avsync-bench weights fetch {name}"
                     if spec.direct
@@ -208,11 +223,20 @@ def run_checks(
     dataset: str = "avsync15",
     data_root: str | Path | None = None,
     weights_dir: str | Path | None = None,
+    metrics: str = "all",
 ) -> list[Check]:
-    """Every check of the module docstring, in order (never raises for a failed check)."""
+    """Every check of the module docstring, in order (never raises for a failed check).
+
+    A weight that ``score --metrics METRICS`` needs is a problem when missing; other missing
+    weights are listed as optional.
+
+    Raises:
+        ValueError: an unknown metric name in ``metrics``.
+    """
+    required = weights_for(metrics)
     checks = _environment()
     checks.append(_cuda())
     checks.append(_cache())
-    checks += _weights(weights_dir)
+    checks += _weights(weights_dir, required)
     checks += _dataset(dataset, data_root)
     return checks

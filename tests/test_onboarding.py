@@ -54,17 +54,25 @@ def test_doctor_reports_one_line_per_item_and_fails_on_problems(tmp_path, tiny_d
     )
 
 
-def test_doctor_passes_and_catches_a_checksum_mismatch(tmp_path, tiny_dataset, monkeypatch):
-    monkeypatch.setattr(doctor, "SCORE_WEIGHTS", ())
+def test_doctor_passes_and_catches_a_checksum_mismatch(tmp_path, tiny_dataset):
     weights = tmp_path / "weights"
-    result = cli("doctor", "--data-root", tiny_dataset, "--weights-dir", weights)
-    assert result.exit_code == 0, result.output
+    result = cli(
+        "doctor", "--data-root", tiny_dataset, "--weights-dir", weights, "--metrics", "av_align"
+    )
+    assert result.exit_code == 0, result.output  # AV-Align needs no weights
     assert "no problems found" in result.output
+    assert doctor.weights_for("fid,alignsync") == (
+        "fid_inception",
+        "imagebind_huge",
+        "avsync_classifier",
+    )
 
     weights.mkdir()
     (weights / "i3d_torchscript.pt").write_bytes(b"not the pinned file")
     (weights / "pins.json").write_text(json.dumps({"i3d_torchscript": "0" * 64}))
-    result = cli("doctor", "--data-root", tiny_dataset, "--weights-dir", weights)
+    result = cli(
+        "doctor", "--data-root", tiny_dataset, "--weights-dir", weights, "--metrics", "fvd"
+    )
     assert result.exit_code == 1
     line = next(line for line in result.output.splitlines() if "weight i3d_torchscript:" in line)
     assert line.startswith("FAIL") and "checksum mismatch" in line

@@ -28,6 +28,10 @@ def doctor_command(
     weights_dir: Path | None = typer.Option(
         None, help="Weights folder (default: $AVSYNC_BENCH_HOME/weights)."
     ),
+    metrics: str = typer.Option(
+        "all",
+        help="The metrics you will score (as score --metrics): their weights must be present.",
+    ),
 ) -> None:
     """Check this machine before a long run, one line per item: Python, avsync-bench, the
     torch/torchvision/torchaudio/ImageBind/pytorch-fid imports and the CPU compatibility layer,
@@ -37,6 +41,7 @@ def doctor_command(
     Status: ok, info (nothing wrong), warn (works, results marked or limited), FAIL (a problem).
     Exit code 1 when any line is FAIL.
     """
+    from avsync_bench.cli.common import exit_on_error
     from avsync_bench.datasets import DATASETS
     from avsync_bench.doctor import run_checks
 
@@ -46,7 +51,8 @@ def doctor_command(
             f"{', '.join(sorted(DATASETS))}"
         )
         raise typer.Exit(1)
-    checks = run_checks(dataset, data_root, weights_dir)
+    with exit_on_error():
+        checks = run_checks(dataset, data_root, weights_dir, metrics)
     for check in checks:
         style = STYLE.get(check.status, "")
         console.print(
@@ -56,6 +62,8 @@ def doctor_command(
         )
     problems = [c for c in checks if c.problem]
     if problems:
-        console.print(f"{len(problems)} problem(s): " + ", ".join(c.item for c in problems))
+        console.print(
+            f"{len(problems)} problem(s): " + ", ".join(c.item for c in problems), soft_wrap=True
+        )
         raise typer.Exit(1)
     console.print("no problems found")
