@@ -19,7 +19,9 @@ def report_command(
     resamples: int = typer.Option(1000, help="Bootstrap resamples for per-clip metrics."),
     frechet_resamples: int = typer.Option(50, help="Bootstrap resamples for FID/FVD."),
 ) -> None:
-    """Write a self-contained static HTML report: stand-in/partial banners, metric table with 95%
+    """Write a self-contained static HTML report of a scored run (index.html + media).
+
+    Contents: stand-in/partial banners, metric table with 95%
     intervals, a per-class chart of every metric (FID/FVD included) with intervals and the
     ground-truth line, and a sortable gallery playing generated and GT clips in sync (no network
     at view time). Says what it is doing, with the number of Fréchet distances to compute and an
