@@ -94,8 +94,8 @@ def _environment() -> list[Check]:
             "compat at interpreter start",
             "installed (avsync_bench_startup.pth): `import torchvision` works in any order"
             if started
-            else "not installed: import avsync_bench before torchvision/torchaudio "
-            "(reinstall the package to get the .pth hook)",
+            else "not active (a source tree on PYTHONPATH, or an install without "
+            "avsync_bench_startup.pth): import avsync_bench before torchvision/torchaudio",
         )
     )
     checks.append(_import_check("imagebind.models.imagebind_model", "imagebind"))
@@ -162,7 +162,8 @@ def _weights(weights_dir: str | Path | None, required: tuple[str, ...]) -> list[
                 )
                 checks.append(Check("FAIL", item, f"missing ({spec.used_by}); {fix}"))
             else:
-                checks.append(Check("info", item, f"absent (optional: {spec.used_by})"))
+                why = "not needed by these metrics" if name in SCORE_WEIGHTS else "optional"
+                checks.append(Check("info", item, f"absent ({why}; used by {spec.used_by})"))
             continue
         try:
             resolved = store.resolve(name)
