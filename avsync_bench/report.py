@@ -23,10 +23,11 @@ import csv
 import html
 import json
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from avsync_bench.class_stats import class_frechet_plan, per_class_intervals
+from avsync_bench.class_stats import class_frechet_plan, frechet_lowrank, per_class_intervals
 from avsync_bench.progress import format_seconds, frechet_estimate
 from avsync_bench.report_html import banner, class_chart, gt_reference, page
 from avsync_bench.stats import bootstrap, load_run
@@ -152,10 +153,16 @@ def frechet_plan(
     sides = 2 if paired else 1
     count, seconds, parts = 0, 0.0, []
     for key in (k for k in run.results["metrics"] if k in run.features):
-        dim = run.features[key][0].shape[-1]
+        gt, gen = run.features[key]
+        dim, rows = gt.shape[-1], gt.size // gt.shape[-1]
         n = sides * (n_frechet + 1)
         count += n
-        seconds += frechet_estimate(dim, n)
+        if rows <= dim:  # resamples take the sample-space route (stats._frechet_boot)
+            began = time.perf_counter()
+            frechet_lowrank(gt, gen)
+            seconds += (time.perf_counter() - began) * (n - sides) + frechet_estimate(dim, sides)
+        else:
+            seconds += frechet_estimate(dim, n)
         parts.append(f"{key.upper()} {n} at {dim}-d")
     per_class = (
         class_frechet_plan(run, n_frechet, paired) if per_class else {"count": 0, "seconds": 0}
