@@ -3,7 +3,7 @@
 Contents: stand-in/partial banners for either run; the paired table of
 :func:`avsync_bench.stats.compare` (A, B, A − B with its 95% paired bootstrap interval,
 P(A better)); per class, a chart of A − B with paired intervals for every metric
-(:func:`avsync_bench.class_stats.paired_per_class`; a zero line; green bars where A is better);
+(:func:`avsync_bench.class_stats.paired_per_class`; a zero line; bars coloured by sign);
 and, for every per-clip metric, the worst clips of A and the worst clips of B with both runs'
 values. Static: inline SVG, no network at view time.
 """
