@@ -10,14 +10,28 @@ be loaded**; where they load (CUDA torch on a GPU machine) it does nothing.
 What still does not work on such a CPU install, and is never used by avsync-bench:
 torchvision's detection ops and ``torchvision.io`` readers, ``torchaudio.load``. All media IO
 goes through PyAV (:mod:`avsync_bench.io.media`).
+
+Order of imports: the patches must run before torchvision/torchaudio are first imported. The
+package installs ``avsync_bench_startup.pth`` (see ``setup.py``), whose hook
+(``_avsync_bench_startup``) runs this module just before the first ``import torchvision`` or
+``import torchaudio`` of any interpreter, so ``import torchvision`` or ``python -m pytorch_fid``
+work whatever is imported first. Without the hook (a source tree on ``PYTHONPATH`` only),
+``import avsync_bench`` must come before them.
+
+Also here: ``torchvision.transforms.functional_tensor`` (renamed in torchvision 0.17, still
+imported by pytorchvideo 0.1.5, which ImageBind imports) is provided as an alias, loaded only
+when imported; and the ``pkg_resources`` deprecation warning that ImageBind's ``data`` module
+triggers at import is hidden (setuptools is pinned below 81 in the dependencies).
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import sys
 import types
+import warnings
 
 import torch
 
@@ -78,17 +92,31 @@ def _patch_torchaudio() -> bool:
     return True
 
 
-def _alias_functional_tensor() -> None:
-    """pytorchvideo 0.1.5 (imported by ImageBind) imports a module torchvision renamed in 0.17."""
-    if "torchvision.transforms.functional_tensor" in sys.modules:
-        return
-    try:
-        import torchvision.transforms._functional_tensor as functional_tensor
-    except ImportError:
-        return
-    sys.modules["torchvision.transforms.functional_tensor"] = functional_tensor
+class _FunctionalTensorAlias(importlib.abc.MetaPathFinder):
+    """Finds ``torchvision.transforms.functional_tensor`` (renamed ``_functional_tensor`` in
+    torchvision 0.17; pytorchvideo 0.1.5 imports the old name) as a copy of the new module.
+
+    Appended to ``sys.meta_path``: a torchvision that still has the old module finds it first.
+    Importing nothing itself, it is safe to install before torchvision is imported.
+    """
+
+    NAME = "torchvision.transforms.functional_tensor"
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.NAME:
+            return None
+        real = importlib.util.find_spec("torchvision.transforms._functional_tensor")
+        if real is None or real.origin is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, real.origin)
+
+
+def _install_alias() -> None:
+    if not any(isinstance(f, _FunctionalTensorAlias) for f in sys.meta_path):
+        sys.meta_path.append(_FunctionalTensorAlias())
 
 
 _KEEP: list = []
 ACTIVE = {"torchvision": _patch_torchvision(), "torchaudio": _patch_torchaudio()}
-_alias_functional_tensor()
+_install_alias()
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)

@@ -53,7 +53,9 @@ __all__ = [
     "scan",
 ]
 
-DEFAULT_ROOT = Path("leaderboard")
+DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "leaderboard"
+"""The repository's ``leaderboard/`` folder (a source checkout or an editable install), whatever
+the working directory; a wheel install has none, so pass ``--root`` there."""
 RESULTS_DIR = "results"
 REPORTED_FILE = "reported.json"
 OUTPUT_FILE = "LEADERBOARD.md"
@@ -506,6 +508,8 @@ def render(root: str | Path = DEFAULT_ROOT) -> str:
             source = reported["sources"].get(table["source"], table["source"])
             lines.append(f"### Reported: {table['caption']}\n")
             lines.append(f"Source: {source} (`{table['id']}`).\n")
+            if table.get("source_note"):
+                lines.append(f"> **Note.** {table['source_note']}\n")
             lines += _reported_table(table) + [""]
     if data.refused:
         lines.append("## Refused files\n")

@@ -230,10 +230,12 @@ def test_animate_tiny_random(tmp_path):
     if not (image.is_file() and wav.is_file()):
         pytest.skip(f"demo assets absent from {ASSETS}")
     out = tmp_path / "lion.mp4"
+    # 64 px is the --tiny-random default
     args = ["animate", "--image", str(image), "--audio", str(wav), "--category", "lions roaring",
-            "--steps", "2", "--size", "64", "--tiny-random", "--out", str(out)]  # fmt: skip
+            "--steps", "2", "--tiny-random", "--out", str(out)]  # fmt: skip
     result = _cli(args, tmp_path)
     assert result.returncode == 0, result.stderr
+    assert "denoising step: 2/2 (100%)" in result.stderr  # a progress line per step in logs
     with av.open(str(out)) as container:
         assert container.streams.video[0].average_rate == 6
         audio_stream = container.streams.audio[0]

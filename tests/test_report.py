@@ -53,6 +53,23 @@ def test_report_files(report):
     assert intervals["metrics"]["av_align"]["low"] is not None
 
 
+def test_report_per_class_charts_banner_and_sync_markup(report):
+    page = report.read_text()
+    assert 'id="standin-banner"' in page  # the tiny extractors are injected: a stand-in run
+    charts = dict(re.findall(r'<div class="chart" data-metric="(\w+)">(.*?)</div>', page, re.S))
+    assert {"fid", "fvd", "av_align"} <= set(charts)  # FID/FVD per class too
+    for key in ("fid", "fvd"):
+        assert "ground truth vs itself = 0" in charts[key] and "all classes" in charts[key]
+    assert "ground truth" in charts["av_align"]  # per-class GT markers
+    per_class = json.loads((report.parent / "per_class.json").read_text())
+    assert set(per_class) == {"dog_barking", "hammering"}
+    for rows in per_class.values():
+        assert rows["fid"]["value"] is not None and rows["fid"]["low"] is not None
+        assert rows["av_align"]["low"] <= rows["av_align"]["high"]
+    assert page.count("<video controls muted") == 6  # GT muted: the pair plays one sound
+    assert "linkPair" in page and page.count('onclick="playBoth(this)"') == 6
+
+
 def test_report_in_headless_chromium(report, tmp_path):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
@@ -63,7 +80,8 @@ def test_report_in_headless_chromium(report, tmp_path):
     profile = tmp_path / "profile"
     try:
         dom = subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--dump-dom", url],
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=8000", "--dump-dom",
+             url + "?synctest=1"],
             capture_output=True, text=True, timeout=120,
         ).stdout  # fmt: skip
         shot = Path(__file__).resolve().parents[1] / "report-screenshot.png"
@@ -76,6 +94,8 @@ def test_report_in_headless_chromium(report, tmp_path):
         server.shutdown()
     assert '<table id="metrics">' in dom and "<svg" in dom
     assert dom.count("<video") == 12
+    assert 'data-sync-play="1"' in dom, "playing the generated clip did not start its GT clip"
+    assert 'data-sync-pause="1"' in dom, "pausing the generated clip did not pause its GT clip"
     ready = re.search(r'data-videos-ready="(\d+)"', dom)
     assert ready and int(ready.group(1)) >= 1, "no video's metadata loaded (codec not decodable?)"
     errors = re.search(r'data-errors="([^"]*)"', dom)

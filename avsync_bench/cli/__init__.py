@@ -9,6 +9,7 @@ from avsync_bench.cli import animate as animate_cli
 from avsync_bench.cli import classifier as classifier_cli
 from avsync_bench.cli import curate as curate_cli
 from avsync_bench.cli import datasets as datasets_cli
+from avsync_bench.cli import doctor as doctor_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import study as study_cli
 from avsync_bench.cli import train as train_cli
@@ -36,6 +37,20 @@ app.add_typer(curate_cli.app, name="curate")
 app.command("train-classifier")(classifier_cli.train_classifier_command)
 app.command("eval-classifier")(classifier_cli.eval_classifier_command)
 app.command("sync-sensitivity")(classifier_cli.sync_sensitivity_command)
+app.command("doctor")(doctor_cli.doctor_command)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        callback=doctor_cli.version_callback,
+        help="Print the version and exit.",
+    ),  # fmt: skip
+) -> None:
+    """Benchmark toolkit for audio-synchronised visual animation."""
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """``avsync-bench animate``: animate one image with one audio file using the AVSyncD reference.
 
-The model is either the released checkpoint (``--checkpoint``, ``--sd15``, ``--imagebind``) or a
-tiny random-weight model (``--tiny-random``: golden tiny configs, rule weights, CPU-fast; its
+The model is either the released checkpoint (``--checkpoint``, ``--sd15``, ``--imagebind``; each
+one not given comes from the weights store: ``avsyncd_<dataset>``, ``stable_diffusion_v1_5``,
+``imagebind_huge``) or a tiny random-weight model (``--tiny-random``: golden tiny configs, rule weights, CPU-fast; its
 text states are a deterministic random tensor because no CLIP tokenizer exists offline), which
 only checks the plumbing: its frames are noise-like.
 """
@@ -16,12 +17,21 @@ from avsync_bench.cli.common import console, exit_on_error
 from avsync_bench.errors import OptionError
 
 CHECKPOINT = typer.Option(
-    None, help="Official checkpoint-N folder (or its modules/unet); only modules/unet is read."
+    None,
+    help="Official checkpoint-N folder (or its modules/unet); only modules/unet is read "
+    "(default: avsyncd_<dataset> from the weights store).",
 )
 SD15 = typer.Option(
-    None, help="SD-1.5 diffusers folder (vae/, scheduler/, tokenizer/, text_encoder/)."
+    None,
+    help="SD-1.5 diffusers folder (vae/, scheduler/, tokenizer/, text_encoder/) "
+    "(default: stable_diffusion_v1_5 from the weights store).",
 )
-IMAGEBIND = typer.Option(None, help="imagebind_huge.pth (the audio branch is loaded).")
+IMAGEBIND = typer.Option(
+    None,
+    help="imagebind_huge.pth, the audio branch is loaded (default: imagebind_huge from the "
+    "weights store).",
+)
+WEIGHTS_DIR = typer.Option(None, help="Weights store (default: $AVSYNC_BENCH_HOME/weights).")
 TEXT_ENCODINGS = typer.Option(
     None,
     help="Precomputed class texts (class_clip_text_encodings_stable-diffusion-v1-5.pt, "
@@ -34,11 +44,61 @@ AUDIO_GUIDANCE = typer.Option(4.0, help="Audio classifier-free guidance η (offi
 STEPS = typer.Option(50, help="PNDM denoising steps (official 50).")
 
 
-def build_pipeline(checkpoint, sd15, imagebind, tiny_random: bool, text_encodings=None):
-    """(pipeline, text table or tensor or None, description dict) for the CLI options.
+def _checkpoint_in(folder: Path) -> Path:
+    """The checkpoint-N folder inside a stored AVSyncD release folder (the one holding
+    ``modules/unet``; the latest step when there are several)."""
+    if (folder / "modules" / "unet").is_dir() or (folder / "config.json").is_file():
+        return folder
+    found = sorted(
+        (p.parent.parent for p in folder.rglob("modules/unet") if p.is_dir()),
+        key=lambda p: (
+            int(p.name.rsplit("-", 1)[-1]) if p.name.rsplit("-", 1)[-1].isdigit() else -1,
+            str(p),
+        ),
+    )
+    if not found:
+        raise ValueError(f"{folder}: no checkpoint-N/modules/unet inside (pass --checkpoint)")
+    return found[-1]
+
+
+def store_fallback(checkpoint, sd15, imagebind, dataset: str = "avsync15", weights_dir=None):
+    """Fill the paths not given from the weights store: ``avsyncd_<dataset>`` (its
+    checkpoint-N folder), ``stable_diffusion_v1_5``, ``imagebind_huge``.
 
     Raises:
-        ValueError: neither ``--tiny-random`` nor all of checkpoint/sd15/imagebind.
+        MissingWeightsError: every missing store entry named in one message, with its URL and
+            the import command.
+    """
+    from avsync_bench.weights.store import WeightStore
+
+    wanted = {
+        "checkpoint": (checkpoint, f"avsyncd_{dataset}"),
+        "sd15": (sd15, "stable_diffusion_v1_5"),
+        "imagebind": (imagebind, "imagebind_huge"),
+    }
+    names = [name for given, name in wanted.values() if given is None]
+    resolved = WeightStore(weights_dir).resolve_all(names) if names else {}
+    out = {k: given if given is not None else resolved[n].path for k, (given, n) in wanted.items()}
+    if checkpoint is None:
+        out["checkpoint"] = _checkpoint_in(Path(out["checkpoint"]))
+    return out["checkpoint"], out["sd15"], out["imagebind"]
+
+
+def build_pipeline(
+    checkpoint,
+    sd15,
+    imagebind,
+    tiny_random: bool,
+    text_encodings=None,
+    dataset: str = "avsync15",
+    weights_dir=None,
+):
+    """(pipeline, text table or tensor or None, description dict) for the CLI options; the
+    checkpoint, SD-1.5 folder and ImageBind file not given come from the weights store
+    (:func:`store_fallback`).
+
+    Raises:
+        MissingWeightsError: a path not given and absent from the weights store.
     """
     import torch
 
@@ -47,10 +107,7 @@ def build_pipeline(checkpoint, sd15, imagebind, tiny_random: bool, text_encoding
 
         pipe, text = tiny_random_pipeline()
         return pipe, text, {"weights": "tiny random (rule weights, golden tiny configs)"}
-    if not (checkpoint and sd15 and imagebind):
-        raise OptionError(
-            "--checkpoint: give --checkpoint, --sd15 and --imagebind, or --tiny-random"
-        )
+    checkpoint, sd15, imagebind = store_fallback(checkpoint, sd15, imagebind, dataset, weights_dir)
     from baselines.avsyncd import load_text_encodings
     from reference_model.pipeline import AVSyncDPipeline
 
@@ -76,39 +133,57 @@ def animate_command(
     audio_guidance: float = AUDIO_GUIDANCE,
     steps: int = STEPS,
     seed: int = typer.Option(123, help="Generator seed (the official demo uses 123)."),
-    size: int = typer.Option(256, help="Square frame size in pixels (multiple of 8)."),
+    size: int | None = typer.Option(
+        None,
+        help="Square frame size in pixels, multiple of 8 (default 256; 64 with --tiny-random).",
+    ),
     checkpoint: Path | None = CHECKPOINT,
     sd15: Path | None = SD15,
     imagebind: Path | None = IMAGEBIND,
     text_encodings: Path | None = TEXT_ENCODINGS,
     tiny_random: bool = TINY_RANDOM,
+    dataset: str = typer.Option(
+        "avsync15", help="Which AVSyncD checkpoint the weights store supplies (avsyncd_<dataset>)."
+    ),
+    weights_dir: Path | None = WEIGHTS_DIR,
 ) -> None:
-    """Animate IMAGE with AUDIO (AVSyncD): writes OUT, H.264 12 frames at 6 fps + AAC 16 kHz."""
+    """Animate IMAGE with AUDIO (AVSyncD): writes OUT, H.264 12 frames at 6 fps + AAC 16 kHz.
+
+    Paths not given come from the weights store (`avsync-bench weights list`). One progress line
+    per denoising step (a bar on a terminal)."""
     import numpy as np
     import torch
     from PIL import Image
 
+    from avsync_bench.cli.common import progress_bars
     from avsync_bench.io.media import write_clip
     from reference_model.pipeline import load_audio_16k
 
+    size = size or (64 if tiny_random else 256)
     with exit_on_error():
-        pipe, table, _ = build_pipeline(checkpoint, sd15, imagebind, tiny_random, text_encodings)
+        pipe, table, _ = build_pipeline(
+            checkpoint, sd15, imagebind, tiny_random, text_encodings, dataset, weights_dir
+        )
         if isinstance(table, dict):
             table = table.get(category, table.get(""))
             if table is None and pipe.text_encoder is None:
                 raise OptionError(f"--category: {category!r} is not in {text_encodings}")
         wave = load_audio_16k(audio)
-        frames = pipe(
-            np.asarray(Image.open(image).convert("RGB")),
-            wave,
-            text=category,
-            text_embeddings=table,
-            audio_guidance=audio_guidance,
-            num_inference_steps=steps,
-            generator=torch.Generator().manual_seed(seed),
-            height=size,
-            width=size,
-        )
+        console.print(f"animating {size}×{size}, {steps} PNDM steps", highlight=False)
+        with progress_bars() as progress:
+            tick = progress("denoising step", steps)
+            frames = pipe(
+                np.asarray(Image.open(image).convert("RGB")),
+                wave,
+                text=category,
+                text_embeddings=table,
+                audio_guidance=audio_guidance,
+                num_inference_steps=steps,
+                generator=torch.Generator().manual_seed(seed),
+                height=size,
+                width=size,
+                callback=lambda *_: tick(1),
+            )
         write_clip(out, frames, 6, np.clip(wave, -1.0, 1.0), 16000)
     console.print(
         f"wrote {out} ({len(frames)} frames at 6 fps, {wave.shape[1] / 16000:.2f} s audio)"

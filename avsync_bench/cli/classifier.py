@@ -1,5 +1,5 @@
 """``train-classifier``, ``eval-classifier`` and ``sync-sensitivity``: the AV-sync classifier
-(PROTOCOL.md §3) trained, evaluated, and its metric validity measured. See docs/classifier.md."""
+(docs/protocol.md §3) trained, evaluated, and its metric validity measured. See docs/classifier.md."""
 
 from __future__ import annotations
 

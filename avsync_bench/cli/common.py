@@ -8,29 +8,18 @@ from collections.abc import Iterator
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from avsync_bench.errors import AVSyncBenchError, message_of
+from avsync_bench.progress import progress_reporter
 
 console = Console(stderr=True)
 
 
 @contextlib.contextmanager
 def progress_bars() -> Iterator:
-    """Yield ``progress(label, total) -> tick(n)`` drawing rich progress bars on stderr."""
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bars:
-
-        def progress(label: str, total: int):
-            task = bars.add_task(label, total=total)
-            return lambda n: bars.advance(task, n)
-
+    """Yield ``progress(label, total) -> tick(n)`` on stderr: rich bars on a terminal, plain
+    lines otherwise, "cached" for empty stages (:func:`avsync_bench.progress.progress_reporter`)."""
+    with progress_reporter(console) as progress:
         yield progress
 
 

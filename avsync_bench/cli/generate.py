@@ -208,13 +208,14 @@ def codi_command(
 
 
 def _avsyncd_run(adapter_cls, checkpoint, sd15, imagebind, text_encodings, tiny_random,
-                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes):  # fmt: skip
+                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes,
+                 weights_dir=None):  # fmt: skip
     from avsync_bench.cli.animate import build_pipeline
 
     _preflight(out)
     with exit_on_error():
         pipe, table, description = build_pipeline(
-            checkpoint, sd15, imagebind, tiny_random, text_encodings
+            checkpoint, sd15, imagebind, tiny_random, text_encodings, dataset, weights_dir
         )
         adapter = adapter_cls(
             pipe,
@@ -227,16 +228,24 @@ def _avsyncd_run(adapter_cls, checkpoint, sd15, imagebind, text_encodings, tiny_
 
 
 _AVSYNCD_NOTE = (
-    "Model: the released checkpoint (--checkpoint checkpoint-N, --sd15, --imagebind; class "
+    "Model: the released checkpoint (--checkpoint checkpoint-N, --sd15, --imagebind, each "
+    "defaulting to the weights store's avsyncd_<dataset>, stable_diffusion_v1_5, imagebind_huge; class "
     "texts from --text-encodings, else the SD-1.5 text encoder) or --tiny-random (a tiny "
     "random-weight model for plumbing tests). Runs in-process (GPU when available), fp32, PNDM."
 )
 
 
 # Model options shared by `avsyncd` and `i2vd`.
-CHECKPOINT = typer.Option(None, help="Official checkpoint-N folder.")
-SD15 = typer.Option(None, help="SD-1.5 diffusers folder.")
-IMAGEBIND = typer.Option(None, help="imagebind_huge.pth.")
+CHECKPOINT = typer.Option(
+    None, help="Official checkpoint-N folder (default: avsyncd_<dataset> from the weights store)."
+)
+SD15 = typer.Option(
+    None, help="SD-1.5 diffusers folder (default: stable_diffusion_v1_5 from the weights store)."
+)
+IMAGEBIND = typer.Option(
+    None, help="imagebind_huge.pth (default: imagebind_huge from the weights store)."
+)
+WEIGHTS_DIR = typer.Option(None, help="Weights store (default: $AVSYNC_BENCH_HOME/weights).")
 TEXT_ENCODINGS = typer.Option(
     None, help="class_clip_text_encodings_stable-diffusion-v1-5.pt (text → (1,77,768))."
 )
@@ -260,6 +269,7 @@ def avsyncd_command(
     imagebind: Path | None = IMAGEBIND,
     text_encodings: Path | None = TEXT_ENCODINGS,
     tiny_random: bool = TINY_RANDOM,
+    weights_dir: Path | None = WEIGHTS_DIR,
     audio_guidance: float = typer.Option(4.0, help="Audio guidance η (official 4.0)."),
     steps: int = PNDM_STEPS,
     out: Path = OUT,
@@ -273,7 +283,8 @@ def avsyncd_command(
     from baselines.avsyncd import AVSyncDAdapter
 
     _avsyncd_run(AVSyncDAdapter, checkpoint, sd15, imagebind, text_encodings, tiny_random,
-                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes)  # fmt: skip
+                 audio_guidance, steps, out, dataset, data_root, protocol, seed, limit, classes,
+                 weights_dir)  # fmt: skip
 
 
 @app.command(
@@ -291,6 +302,7 @@ def i2vd_command(
     imagebind: Path | None = IMAGEBIND,
     text_encodings: Path | None = TEXT_ENCODINGS,
     tiny_random: bool = TINY_RANDOM,
+    weights_dir: Path | None = WEIGHTS_DIR,
     steps: int = PNDM_STEPS,
     out: Path = OUT,
     dataset: str = DATASET,
@@ -303,7 +315,8 @@ def i2vd_command(
     from baselines.avsyncd import I2VDAdapter
 
     _avsyncd_run(I2VDAdapter, checkpoint, sd15, imagebind, text_encodings, tiny_random,
-                 1.0, steps, out, dataset, data_root, protocol, seed, limit, classes)  # fmt: skip
+                 1.0, steps, out, dataset, data_root, protocol, seed, limit, classes,
+                 weights_dir)  # fmt: skip
 
 
 @app.command(

@@ -18,7 +18,10 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-ROOT_HELP = "Leaderboard folder holding results/, reported.json and LEADERBOARD.md."
+ROOT_HELP = (
+    "Leaderboard folder holding results/, reported.json and LEADERBOARD.md (default: the "
+    "leaderboard/ folder of the avsync-bench checkout, whatever the working directory)."
+)
 
 
 @app.command("add")
@@ -156,6 +159,12 @@ def compare_command(
     ),
     seed: int = typer.Option(stats.DEFAULT_SEED, help="Seed of the video resamples."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the result as JSON."),
+    html_out: Path | None = typer.Option(
+        None,
+        "--html",
+        help="Also write an A-vs-B page DIR/index.html: paired table, per-class A − B with "
+        "intervals, the worst clips of each run.",
+    ),
 ) -> None:
     """Paired comparison of two scored runs on the same clips.
 
@@ -164,17 +173,35 @@ def compare_command(
     and P(A better), the fraction of resamples in which A is better (direction-aware, ties ½).
     FID/FVD intervals need the features.npz beside each results.json, the per-clip metrics
     per_clip.csv. Refused (exit code 1) when the dataset, protocol or clip set differ.
+    Before starting it prints the number of Fréchet distances to compute and an estimate of
+    their time on this machine.
     """
+    from avsync_bench.report import frechet_plan
+
     with exit_on_error():
+        run_a, run_b = stats.load_run(a), stats.load_run(b)
+        _, _, plan = frechet_plan(
+            run_a, min(frechet_resamples, resamples), paired=True, per_class=html_out is not None
+        )
+        console.print(f"compare: {plan}", highlight=False, soft_wrap=True)
         with progress_bars() as progress:
             result = stats.compare(
-                a,
-                b,
+                run_a,
+                run_b,
                 n_resamples=resamples,
                 n_frechet=frechet_resamples,
                 seed=seed,
                 progress=progress,
             )
+            if html_out is not None:
+                from avsync_bench.class_stats import paired_per_class
+                from avsync_bench.compare_page import build_compare_page
+
+                aligned = stats._align(run_b, run_a.clips)
+                classes = paired_per_class(
+                    run_a, aligned, resamples, min(frechet_resamples, resamples), seed,
+                    progress=progress,
+                )  # fmt: skip
         if json_out is not None:
             json_out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
     out = Console()
@@ -189,3 +216,6 @@ def compare_command(
         if result[f"only_in_{side}"]:
             names = ", ".join(result[f"only_in_{side}"])
             out.print(f"only in {side.upper()} (not compared): {names}", highlight=False)
+    if html_out is not None:
+        index = build_compare_page(result, run_a, aligned, classes, html_out)
+        out.print(f"wrote {index}", highlight=False, soft_wrap=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from avsync_bench.cli.common import console, exit_on_error
+from avsync_bench.cli.common import console, exit_on_error, progress_bars
 
 
 def report_command(
@@ -19,10 +19,21 @@ def report_command(
     resamples: int = typer.Option(1000, help="Bootstrap resamples for per-clip metrics."),
     frechet_resamples: int = typer.Option(50, help="Bootstrap resamples for FID/FVD."),
 ) -> None:
-    """Write a self-contained static HTML report: metric table with 95% intervals, per-class
-    charts, and a sortable gallery of generated vs GT clips with audio (no network at view time)."""
+    """Write a self-contained static HTML report of a scored run (index.html + media).
+
+    Contents: stand-in/partial banners, metric table with 95%
+    intervals, a per-class chart of every metric (FID/FVD included) with intervals and the
+    ground-truth line, and a sortable gallery playing generated and GT clips in sync (no network
+    at view time). Says what it is doing, with the number of Fréchet distances to compute and an
+    estimate of their time, before starting."""
     from avsync_bench.report import build_report
 
+    def log(text: str) -> None:
+        console.print(f"report: {text}", highlight=False, soft_wrap=True)
+
     with exit_on_error():
-        index = build_report(results, out, preds, data_root, resamples, frechet_resamples)
+        with progress_bars() as progress:
+            index = build_report(
+                results, out, preds, data_root, resamples, frechet_resamples, progress, log
+            )
     console.print(f"wrote {index}")

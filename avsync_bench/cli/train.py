@@ -1,4 +1,4 @@
-"""``avsync-bench train-reference``: train the AVSyncD reference model (PROTOCOL.md §4).
+"""``avsync-bench train-reference``: train the AVSyncD reference model (docs/protocol.md §4).
 
 Single process on CPU/one GPU, or ``accelerate launch -m avsync_bench.cli train-reference ...``
 on many GPUs. The model, data and optimiser options live in a YAML config

@@ -117,7 +117,7 @@ def make_standins_command(
         ",".join(STANDIN_WRITERS), help="Comma-separated weight names to write stand-ins for."
     ),
 ) -> None:
-    """Write deterministic-weight stand-ins (golden/README §1 rule) for offline dry runs.
+    """Write deterministic-weight stand-ins (a fixed rule per tensor, avsync_bench/weights/rule.py) for offline dry runs.
 
     Results computed with them are marked ``standin: true`` and the leaderboard refuses them.
     Use with ``avsync-bench score --weights-dir DIRECTORY``.

@@ -1,4 +1,4 @@
-"""The deterministic weight rule of ``../shared/golden/README.md`` §1.
+"""The deterministic weight rule of the official-equivalence fixtures (golden README §1).
 
 Used for stand-in weights (files marked ``standin``) and for equivalence tests against the
 official implementation: every ``state_dict`` entry is replaced by values drawn from a CPU
