@@ -20,7 +20,7 @@ from torch import nn
 
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip
-from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import fvd_inputs
 from avsync_bench.weights.store import ResolvedWeight
 
@@ -34,6 +34,7 @@ class I3DFeatures(FeatureExtractor):
     version = "1"
     weight_names = ("i3d_torchscript",)
     feature_shape = (400,)
+    network_batch = 4  # clips per call
 
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         path = weights["i3d_torchscript"].path
@@ -45,12 +46,11 @@ class I3DFeatures(FeatureExtractor):
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         stack = np.stack([clip.frames for clip in clips])
-        outputs = []
-        for begin in range(0, len(stack), self.batch_size):
-            videos = fvd_inputs(stack[begin : begin + self.batch_size]).to(self.device)
-            logits = self.model(videos, rescale=False, resize=False, return_features=True)
-            outputs.append(logits.float().cpu())
-        return torch.cat(outputs).numpy()
+        prepare = lambda part: fvd_inputs(part).to(self.device)  # noqa: E731
+        forward = lambda videos: self.model(  # noqa: E731
+            videos, rescale=False, resize=False, return_features=True
+        )
+        return forward_fixed(forward, prepare, stack, self.batch_size).numpy()
 
 
 class StandinI3D(nn.Module):
