@@ -144,7 +144,8 @@ def extract(
     spec = DATASETS[options.dataset].spec
     root = resolve_root(options.dataset, options.data_root)
     videos = load_split(options.dataset, root, "test")
-    report = check_predictions(options.preds, videos, spec)
+    with one_open_per_file():  # the check's reads of one file share one container
+        report = check_predictions(options.preds, videos, spec)
     if report.problems and not options.allow_partial:
         raise PredictionError(report, "refusing to score (use --allow-partial to score anyway):")
     if not report.found:

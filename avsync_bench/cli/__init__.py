@@ -6,6 +6,7 @@ import typer
 
 import avsync_bench  # noqa: F401  (compatibility shim first)
 from avsync_bench.cli import animate as animate_cli
+from avsync_bench.cli import extract as extract_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import train as train_cli
 
@@ -18,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("score")(score.score_command)
+app.command("extract")(extract_cli.extract_command)
+app.command("evaluate")(extract_cli.evaluate_command)
 app.command("sync-score")(sync_score.sync_score_command)
 app.add_typer(weights.app, name="weights")
 app.add_typer(generate.app, name="generate")

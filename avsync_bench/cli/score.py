@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
+from avsync_bench.distributed import Distributed
 from avsync_bench.protocol import ProtocolMode
 from avsync_bench.results import print_results, write_results
 from avsync_bench.scoring import ScoreOptions, score
@@ -40,7 +41,7 @@ def score_command(
     ),
     no_cache: bool = typer.Option(False, help="Do not read or write the feature cache."),
     batch_size: int = typer.Option(
-        16, min=1, help="Clips per extractor batch (no effect on values)."
+        16, min=1, help="Clip pairs per extraction step (no effect on values)."
     ),
     workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
     device: str = typer.Option("cpu", help="Torch device for the feature networks."),
@@ -72,10 +73,13 @@ def score_command(
         allow_partial=allow_partial,
         dtype=dtype,
     )
+    dist = Distributed.from_environment()  # one process, or the `accelerate launch` group
     with exit_on_error():
         with progress_bars() as progress:
-            run = score(options, progress=progress)
+            run = score(options, progress=progress if dist.is_main else None, dist=dist)
+        if run is None:
+            return  # not rank 0: rank 0 writes the results
         target = out or Path(f"{str(preds).rstrip('/')}.scores") / protocol.value
-        json_path, csv_path = write_results(run.results, run.per_clip, target, run.features)
+        json_path, csv_path = write_results(run.results, run.per_clip, target, run.feature_file)
     print_results(run.results, Console())
     console.print(f"wrote {json_path} and {csv_path}")
