@@ -71,9 +71,11 @@ class _Jobs(torch.utils.data.Dataset):
         job = self.jobs[k]
         with one_open_per_file():
             starts = eval_clip_starts(probe(job.video_path).av_duration, self.spec, self.mode)
-            needed = [starts[i] for i in job.gt_needed]
-            gt = load_clips(job.video_path, needed, self.spec, self.mode) if needed else []
-        gt_by_index = dict(zip(job.gt_needed, gt))
+            # all clips of the video in one decoding even when only some are needed: audio cut
+            # after a different seek point differs (AAC), so a clip's values must not depend on
+            # which other clips were decoded with it (cache state, process count)
+            gt = load_clips(job.video_path, starts, self.spec, self.mode) if job.gt_needed else []
+        gt_by_index = {i: gt[i] for i in job.gt_needed}
         out = []
         for index, clip_index, gen_path in job.clips:
             with one_open_per_file():

@@ -89,7 +89,7 @@ def save_features(path: str | Path, ff: FeatureFile) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = ff.rows
     arrays = {
-        "meta": np.array(json.dumps(ff.meta, sort_keys=True)),
+        "meta": np.array(json.dumps(ff.meta)),  # key order kept: per_clip.csv columns
         "clip": np.array([r["clip"] for r in rows], dtype=str),
         "video": np.array([r["video"] for r in rows], dtype=str),
         "class": np.array([r["class"] for r in rows], dtype=str),
