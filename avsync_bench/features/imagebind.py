@@ -45,7 +45,9 @@ class ImageBindFeatures(FeatureExtractor):
     uses_text = True
     network_batch = 16  # images, or audio clips, per call
 
-    def __init__(self, device="cpu", batch_size: int | None = None, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, device="cpu", batch_size: int | None = None, dtype: torch.dtype = torch.float32
+    ):
         super().__init__(device, batch_size)
         if dtype != torch.float32 and self.device.type != "cuda":
             raise ValueError(
