@@ -273,7 +273,8 @@ def main() -> None:
     weights = store.resolve_all([w for n in names for w in get_extractor(n).weight_names])
     options = ScoreOptions(preds=preds, data_root=root, metrics=args.metrics, weights_dir=weights_dir,
                            cache_dir=work / "cache", batch_size=args.batch_size,
-                           workers=args.workers, device=args.device)  # fmt: skip
+                           workers=args.workers, device=args.device,
+                           allow_partial=args.clips % 3 != 0)  # fmt: skip
     report = {"hardware": hardware(), "clips": args.clips, "metrics": args.metrics}
     for label in ("cold", "warm"):
         result = run_score(options)
