@@ -71,9 +71,13 @@ def build_inputs(gallery: Path, n_clips: int, work: Path) -> tuple[Path, Path]:
     from baselines.runner import run_adapter
     from baselines.static import StaticAdapter
 
-    static = work / "static"
-    run_adapter(StaticAdapter(), static, data_root=gallery)
-    lines = (gallery / "test.txt").read_text().split()
+    lines = (gallery / "test.txt").read_text().split()[: -(-n_clips // 3)]
+    subset, static = work / "gallery", work / "static"  # the Static baseline of the videos used
+    subset.mkdir(parents=True)
+    (subset / "videos").symlink_to((gallery / "videos").resolve(), target_is_directory=True)
+    shutil.copy(gallery / "class_mapping.json", subset)
+    (subset / "test.txt").write_text("\n".join(lines) + "\n")
+    run_adapter(StaticAdapter(), static, data_root=subset)
     root, preds = work / "data", work / "preds"
     listing = []
     for k in range(-(-n_clips // 3)):
