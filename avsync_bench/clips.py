@@ -70,6 +70,8 @@ class Clip:
         frame_indices: decode-order index of the source frame behind each output frame.
         frame_pts: source timestamp (s) of each output frame.
         padded_frames: how many trailing frames repeat the last one because the video ended.
+        mel: the clip's (1, 128, 204) mel once :func:`clip_mel` computed it (shared by every
+            extractor that reads it), else None.
     """
 
     frames: np.ndarray
@@ -79,6 +81,7 @@ class Clip:
     frame_indices: list[int] = field(default_factory=list)
     frame_pts: list[float] = field(default_factory=list)
     padded_frames: int = 0
+    mel: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
 
 
 def pick_frames_official(
@@ -437,8 +440,14 @@ def waveform_mel(waveform: np.ndarray | torch.Tensor, spec: ClipSpec | None = No
 def clip_mel(clip: Clip, spec: ClipSpec | None = None) -> torch.Tensor:
     """The (1, 128, 204) float32 mel of a clip: channel 0 after the channel mean is subtracted
     (``official``) or the channel mean (``corrected``), as :attr:`ProtocolRules.audio_channels`
-    says; see :func:`waveform_mel`."""
+    says; see :func:`waveform_mel`. Computed
+    once per clip and kept in ``clip.mel`` (for the default spec)."""
+    if clip.mel is not None and spec is None:
+        return clip.mel
     audio = clip.audio
     if rules_for(clip.mode).audio_channels == "mean":
         audio = audio.mean(axis=0, keepdims=True)
-    return waveform_mel(audio, spec)
+    mel = waveform_mel(audio, spec)
+    if spec is None:
+        clip.mel = mel
+    return mel

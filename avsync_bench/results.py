@@ -42,12 +42,18 @@ def write_results(
     ``protocol`` and ``dataset`` (0-d strings), and for FID / FVD when scored ``fid_gt``,
     ``fid_gen`` (N, 11, 2048) and ``fvd_gt``, ``fvd_gen`` (N, 400) float32 features as extracted
     (≈ 82 MB for AVSync15's 450 clips, almost all FID). Without ``features`` a ``features.npz``
-    left by an earlier run in ``out_dir`` is removed, so the folder never mixes two runs.
+    left by an earlier run in ``out_dir`` is removed, so the folder never mixes two runs. With a
+    :class:`~avsync_bench.featurefile.FeatureFile` (``ScoreRun.feature_file``) the complete
+    versioned file that ``avsync-bench evaluate`` reads is written instead.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     npz_path = out_dir / FEATURES_FILE
-    if features is not None:
+    if features is not None and hasattr(features, "meta"):  # a FeatureFile (`extract`'s output)
+        from avsync_bench.featurefile import save_features
+
+        save_features(npz_path, features)
+    elif features is not None:
         _write_features(npz_path, results, per_clip, features)
     elif npz_path.exists():
         npz_path.unlink()

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from avsync_bench.errors import InputError
+from avsync_bench.featurefile import frechet_features
 from avsync_bench.metrics.distribution import SMALL_SET_CLIPS, MetricValue, fid, fvd
 from avsync_bench.metrics.frechet import frechet_from_stats
 from avsync_bench.results import FEATURES_FILE, FRECHET_FEATURES, load_results
@@ -63,6 +64,7 @@ __all__ = [
     "resample_weights",
     "weighted_gaussian_stats",
     "frechet_cholesky",
+    "frechet_from_factors",
     "bootstrap",
     "compare",
     "per_class",
@@ -170,9 +172,7 @@ def load_run(path: str | Path) -> RunData:
                     f"{npz_path} and {csv_path} list different clips (written by different runs?)"
                 )
             identity = identity or npz_identity
-            for key in FRECHET_FEATURES:
-                if f"{key}_gt" in data.files and key in results["metrics"]:
-                    features[key] = (data[f"{key}_gt"], data[f"{key}_gen"])
+            features.update(frechet_features(data, results["metrics"]))
     missing = [k.upper() for k in FRECHET_FEATURES if k in results["metrics"] and k not in features]
     if missing:
         notes.append(f"{npz_path} absent or without {'/'.join(missing)}: no interval for them")
@@ -235,6 +235,21 @@ class _Moments:
         cov = (second - n * np.outer(mean, mean)) / (n - 1)
         return self.center + mean, cov
 
+    def factor(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Mean (d,), rows A (r, d) with Σ = AᵀA / (n − 1), and n, for clip weights ``weights``.
+
+        A's rows are √w_i (x_if − μ) for the r = (drawn clips) × F frames: the covariance's
+        factor, never formed as a d × d matrix.
+        """
+        weights = np.asarray(weights, dtype=np.float64)
+        n = weights.sum() * self.frames
+        if n < 2:
+            raise ValueError(f"a covariance needs at least 2 samples, got {n:g}")
+        drawn = np.flatnonzero(weights)
+        mean = weights[drawn] @ self.sums[drawn] / n
+        rows = (self.x[drawn] - mean) * np.sqrt(weights[drawn])[:, None, None]
+        return self.center + mean, rows.reshape(-1, self.dim), n
+
 
 def weighted_gaussian_stats(
     features: np.ndarray, weights: np.ndarray
@@ -255,7 +270,11 @@ def _interval(boot: np.ndarray, level: float) -> tuple[float | None, float | Non
 
 
 def frechet_cholesky(
-    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+    mu1: np.ndarray,
+    sigma1: np.ndarray,
+    mu2: np.ndarray,
+    sigma2: np.ndarray,
+    factor: np.ndarray | bool | None = None,
 ) -> float:
     """:func:`~avsync_bench.metrics.frechet.frechet_from_stats` by a faster route when Σ1 is
     positive definite: with Σ1 = L Lᵀ (Cholesky), Σ1Σ2 is similar to the symmetric PSD matrix
@@ -263,11 +282,13 @@ def frechet_cholesky(
     eigenvalues-only decomposition instead of a full eigen-decomposition plus one (≈ 2× faster
     at 2048-d; equal to 1e-9 relative, tested). Falls back to ``frechet_from_stats`` (same
     value, same fallbacks and errors) when Σ1 is not numerically positive definite (fewer
-    distinct samples than dimensions) or an eigenvalue is clearly negative.
+    distinct samples than dimensions) or an eigenvalue is clearly negative. ``factor``: Σ1's
+    Cholesky factor when already computed (``False``: known not to exist), shared by several
+    Σ2 (the paired bootstrap's two runs share the GT side).
     """
-    try:
-        factor = np.linalg.cholesky(sigma1)
-    except np.linalg.LinAlgError:
+    if factor is None:
+        factor = _cholesky_or_none(sigma1)
+    if factor is False:
         return frechet_from_stats(mu1, sigma1, mu2, sigma2)
     inner = factor.T @ sigma2 @ factor
     eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2.0)
@@ -278,26 +299,59 @@ def frechet_cholesky(
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
-def _frechet_boot(
-    gt: _Moments, gen: _Moments, weights: np.ndarray, tick: Callable[[int], None]
-) -> np.ndarray:
-    # Small sets (fewer samples than dimensions, e.g. a 15-video gallery at 2048-d): the exact
-    # sample-space route of class_stats.frechet_lowrank, O(m²d) instead of O(d³).
-    from avsync_bench.class_stats import frechet_lowrank
+def frechet_from_factors(
+    mu1: np.ndarray, a1: np.ndarray, n1: float, mu2: np.ndarray, a2: np.ndarray, n2: float
+) -> float:
+    """The Fréchet distance when Σk = AkᵀAk / (nk − 1) with few rows (r1, r2 < d): the nonzero
+    eigenvalues of Σ1Σ2 are the squared singular values of A1A2ᵀ / √((n1−1)(n2−1)), so
+    tr √(Σ1Σ2) = Σ σᵢ(A1A2ᵀ) / √((n1−1)(n2−1)): an r1 × r2 SVD instead of d × d
+    decompositions (the "N-dimensional route"; exact, and free of the √(rounding noise) that
+    the d-dimensional route adds from the d − r zero eigenvalues)."""
+    c1, c2 = n1 - 1.0, n2 - 1.0
+    singular = np.linalg.svd(a1 @ a2.T, compute_uv=False)
+    diff = mu1 - mu2
+    trace1 = float(np.einsum("ij,ij->", a1, a1)) / c1
+    trace2 = float(np.einsum("ij,ij->", a2, a2)) / c2
+    return float(diff @ diff + trace1 + trace2 - 2.0 * singular.sum() / np.sqrt(c1 * c2))
 
-    small = len(gt.x) * max(gt.frames, gen.frames) <= gt.dim
-    out = np.full(len(weights), np.nan)
+
+def _frechet_boot(
+    gt: _Moments, gen: _Moments | list[_Moments], weights: np.ndarray, tick: Callable[[int], None]
+) -> np.ndarray:
+    """(B,) Fréchet distances of the resamples (or (B, K) for K generated sides sharing one GT
+    side: the GT statistics and their factorisation are computed once per resample)."""
+    gens = gen if isinstance(gen, list) else [gen]
+    out = np.full((len(weights), len(gens)), np.nan)
     for b, w in enumerate(weights):
         try:
-            if small:  # the centring offsets shift both means: add them back
-                out[b] = frechet_lowrank(gt.x, gen.x + (gen.center - gt.center), w)
+            mu1, a1, n1 = gt.factor(w)
+        except ValueError:
+            tick(len(gens))
+            continue
+        shared = None
+        for k, side in enumerate(gens):
+            try:
+                mu2, a2, n2 = side.factor(w)
+                if len(a1) < gt.dim and len(a2) < side.dim:
+                    out[b, k] = frechet_from_factors(mu1, a1, n1, mu2, a2, n2)
+                    continue
+                if shared is None:
+                    sigma1 = a1.T @ a1 / (n1 - 1.0)
+                    shared = (sigma1, _cholesky_or_none(sigma1))
+                sigma2 = a2.T @ a2 / (n2 - 1.0)
+                out[b, k] = frechet_cholesky(mu1, shared[0], mu2, sigma2, factor=shared[1])
+            except (ValueError, np.linalg.LinAlgError):
+                pass  # counted below as a failed resample
+            finally:
                 tick(1)
-                continue
-            out[b] = frechet_cholesky(*gt.stats(w), *gen.stats(w))
-        except (ValueError, np.linalg.LinAlgError):
-            pass  # counted below as a failed resample
-        tick(1)
-    return out
+    return out if isinstance(gen, list) else out[:, 0]
+
+
+def _cholesky_or_none(sigma: np.ndarray) -> np.ndarray | bool:
+    try:
+        return np.linalg.cholesky(sigma)
+    except np.linalg.LinAlgError:
+        return False
 
 
 def _frechet_point(key: str, gt: np.ndarray, gen: np.ndarray) -> MetricValue:
@@ -509,9 +563,15 @@ def compare(
                 row_warnings.append(f"{key}: non-finite per-clip values, no interval")
         elif key in a.features and key in b.features:
             tick = progress(f"paired bootstrap {entry.get('label', key)}", 2 * n_frechet)
-            boot_a = _frechet_boot(*map(_Moments, a.features[key]), weights[:n_frechet], tick)
-            boot_b = _frechet_boot(*map(_Moments, b.features[key]), weights[:n_frechet], tick)
-            boot = boot_a - boot_b
+            (gt_a, gen_a), (gt_b, gen_b) = a.features[key], b.features[key]
+            if np.array_equal(gt_a, gt_b):  # one GT side: its factorisation serves both runs
+                both = _frechet_boot(_Moments(gt_a), [_Moments(gen_a), _Moments(gen_b)],
+                                     weights[:n_frechet], tick)  # fmt: skip
+                boot = both[:, 0] - both[:, 1]
+            else:
+                boot_a = _frechet_boot(_Moments(gt_a), _Moments(gen_a), weights[:n_frechet], tick)
+                boot_b = _frechet_boot(_Moments(gt_b), _Moments(gen_b), weights[:n_frechet], tick)
+                boot = boot_a - boot_b
             for name, run in (("A", a), ("B", b)):
                 point = _frechet_point(key, *run.features[key])
                 row_warnings += [f"{name}: {w}" for w in point.warnings]

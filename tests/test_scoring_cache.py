@@ -33,17 +33,17 @@ def test_second_predictions_folder_recomputes_nothing_on_the_gt_side(
     first = score(options, tiny_extractors())
     assert first.results["cache"] == {"hits": 0, "misses": 12}
     decoded = []
-    import avsync_bench.scoring as scoring
+    import avsync_bench.extract as extract_module
 
-    original = scoring._ClipJobs.__getitem__
+    original = extract_module._Jobs.__getitem__
     monkeypatch.setattr(
-        scoring._ClipJobs,
+        extract_module._Jobs,
         "__getitem__",
-        lambda self, i: decoded.append(self.jobs[i][1]) or original(self, i),
+        lambda self, i: decoded.append(self.jobs[i].gt_needed) or original(self, i),
     )
     second = score(options, tiny_extractors())
     assert second.results["cache"] == {"hits": 12, "misses": 0}
-    assert all(starts is None for starts in decoded)  # only generated clips were decoded
+    assert decoded == [[], []]  # both videos visited, no GT clip decoded
     assert _values(first) == _values(second)
 
 
@@ -81,18 +81,30 @@ def test_interrupted_cache_write_leaves_no_entry_and_the_next_run_resumes(
 
 
 def test_batch_size_and_workers_do_not_change_values(tiny_dataset, preds):
+    """Batch invariance (issue #15 item 6): every network call has the same shape, so the
+    features are bit-identical for any --batch-size and worker count."""
     base = score(
-        ScoreOptions(preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None),
-        tiny_extractors(1),
+        ScoreOptions(
+            preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None, batch_size=1
+        ),
+        tiny_extractors(),
     )
     other = score(
         ScoreOptions(
-            preds=preds, data_root=tiny_dataset, metrics="fid,fvd", cache_dir=None, workers=2
+            preds=preds,
+            data_root=tiny_dataset,
+            metrics="fid,fvd",
+            cache_dir=None,
+            workers=2,
+            batch_size=5,
         ),
-        tiny_extractors(batch_size=6),
+        tiny_extractors(),
     )
-    for key, value in _values(base).items():
-        assert _values(other)[key] == pytest.approx(value, rel=1e-5, abs=1e-9)
+    assert _values(other) == _values(base)
+    for name in ("fid_inception", "i3d"):
+        for side in ("gt", "gen"):
+            a, b = getattr(base.features, side)[name], getattr(other.features, side)[name]
+            assert np.array_equal(a, b), (name, side)
     assert base.results["standin"] is True and base.results["injected_extractors"] == [
         "fid_inception",
         "i3d",

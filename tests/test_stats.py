@@ -332,3 +332,28 @@ def test_score_saves_features_for_the_bootstrap(tiny_dataset, tmp_path):
     write_results(scored.results, scored.per_clip, out)  # no features: a stale file goes
     assert not (out / FEATURES_FILE).exists()
     assert "no interval" in " ".join(stats.bootstrap(out, n_resamples=20)["warnings"])
+
+
+def test_factor_routes_equal_the_reference_and_share_the_gt_side():
+    """Issue #10: the N-dimensional route (clips × frames < d) and the shared GT factorisation
+    give the library's Fréchet distance of the explicitly weighted statistics."""
+    from avsync_bench.metrics.frechet import frechet_from_stats
+
+    rng = np.random.default_rng(3)
+    for shape in ((12, 5, 90), (40, 24)):  # 60 rows < 90-d (N-dim route); 40 rows > 24-d
+        gt, gen = rng.standard_normal(shape) + 0.1, rng.standard_normal(shape) * 1.2
+        videos = np.array([f"v{i // 3}" for i in range(shape[0])])
+        weights = stats.resample_weights(videos, 4)
+        boot = stats._frechet_boot(stats._Moments(gt), stats._Moments(gen), weights, lambda n: 0)
+        reference = [
+            frechet_from_stats(
+                *stats.weighted_gaussian_stats(gt, w), *stats.weighted_gaussian_stats(gen, w)
+            )
+            for w in weights
+        ]
+        np.testing.assert_allclose(boot, reference, rtol=1e-6)
+        pair = stats._frechet_boot(
+            stats._Moments(gt), [stats._Moments(gen), stats._Moments(gt)], weights, lambda n: 0
+        )
+        np.testing.assert_array_equal(pair[:, 0], boot)
+        assert np.abs(pair[:, 1]).max() < 1e-9 * np.trace(np.cov(gt.reshape(-1, shape[-1]).T))

@@ -29,7 +29,7 @@ from avsync_bench.clips import clip_mel, cut_audio, load_clips
 from avsync_bench.datasets import DATASETS, TestVideo
 from avsync_bench.features.sync import clip_phi_inputs
 from avsync_bench.io.media import MediaError, decode_audio, probe
-from avsync_bench.protocol import ProtocolMode, eval_clip_starts
+from avsync_bench.protocol import DEFAULT_MODE, ProtocolMode, eval_clip_starts
 
 __all__ = ["SHIFTS", "CORRUPTIONS", "clip_scores", "summarise", "format_markdown"]
 
@@ -42,7 +42,7 @@ def clip_scores(
     model,
     videos: Sequence[TestVideo],
     dataset: str,
-    mode: ProtocolMode = ProtocolMode.official,
+    mode: ProtocolMode = DEFAULT_MODE,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[list[dict], list[dict]]:
     """φ of every GT clip with its true audio and each corruption.

@@ -10,6 +10,7 @@ from avsync_bench.cli import classifier as classifier_cli
 from avsync_bench.cli import curate as curate_cli
 from avsync_bench.cli import datasets as datasets_cli
 from avsync_bench.cli import doctor as doctor_cli
+from avsync_bench.cli import extract as extract_cli
 from avsync_bench.cli import generate, leaderboard, report, score, sync_score, weights
 from avsync_bench.cli import study as study_cli
 from avsync_bench.cli import train as train_cli
@@ -23,6 +24,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("score")(score.score_command)
+app.command("extract")(extract_cli.extract_command)
+app.command("evaluate")(extract_cli.evaluate_command)
 app.command("sync-score")(sync_score.sync_score_command)
 app.add_typer(weights.app, name="weights")
 app.add_typer(datasets_cli.app, name="datasets")

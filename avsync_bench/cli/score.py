@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
+from avsync_bench.distributed import Distributed
 from avsync_bench.options import (
     check_dataset,
     check_device,
@@ -47,7 +48,7 @@ def score_command(
     ),
     no_cache: bool = typer.Option(False, help="Do not read or write the feature cache."),
     batch_size: int = typer.Option(
-        16, min=1, help="Clips per extractor batch (no effect on values)."
+        16, min=1, help="Clip pairs per extraction step (no effect on values)."
     ),
     workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
     device: str = typer.Option("cpu", help="Torch device for the feature networks."),
@@ -100,11 +101,15 @@ def score_command(
         allow_padding=allow_padding,
     )
     target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
+    dist = Distributed.from_environment()  # one process, or the `accelerate launch` group
     with exit_on_error(verbose):
-        preflight({"--out": target}, results_dir=target, force=force)
+        if dist.is_main:
+            preflight({"--out": target}, results_dir=target, force=force)
         with progress_bars() as progress:
-            run = score(options, progress=progress)
-        written = write_results_safely(run.results, run.per_clip, target, run.features, force)
+            run = score(options, progress=progress if dist.is_main else None, dist=dist)
+        if run is None:
+            return  # not rank 0: rank 0 writes the results
+        written = write_results_safely(run.results, run.per_clip, target, run.feature_file, force)
     print_results(run.results, Console())
     if written.problem:
         console.print(

@@ -27,7 +27,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.clips import cut_audio, pick_frames_corrected, waveform_mel
 from avsync_bench.curation.settings import MEASUREMENT_NAMES, CurationSettings
 from avsync_bench.io.media import MediaError, decode_audio, decode_video, probe
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.protocol import CORRECTED, ClipSpec
 
 __all__ = [
     "ROW_COLUMNS",
@@ -136,7 +136,7 @@ def _decode_one(item: dict, settings: CurationSettings) -> dict:
     # The whole track at 16 kHz, channel mean, from t = 0 (one resampling per video; the exact
     # sample window of the corrected protocol, zero-padded where the file has no audio).
     whole = ClipSpec(num_frames=int(math.ceil(duration * 6)) + 12, fps=6)
-    track = cut_audio(audio_frames, 0.0, whole, ProtocolMode.corrected, str(path)).mean(axis=0)
+    track = cut_audio(audio_frames, 0.0, whole, CORRECTED, str(path)).mean(axis=0)
     windows, grids, mels = [], [], []
     for scene_index, (a, b) in enumerate(scenes):
         starts = window_starts(a, b, settings)

@@ -24,7 +24,7 @@ import numpy as np
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import cut_audio, pick_frames_corrected
 from avsync_bench.io.media import MediaError, decode_audio, decode_video, probe, write_clip
-from avsync_bench.protocol import ClipSpec, ProtocolMode
+from avsync_bench.protocol import CORRECTED, ClipSpec
 
 __all__ = ["example_name", "write_example", "write_examples", "write_release"]
 
@@ -55,7 +55,7 @@ def write_example(source: Path, target: Path, start: float, end: float) -> None:
     audio_frames = decode_audio(source, max(start - 0.5, 0.0), end + 0.5)
     rate = info.sample_rate or audio_frames[0].sample_rate
     spec = ClipSpec(num_frames=count, fps=fps, sample_rate=rate)
-    audio = cut_audio(audio_frames, start, spec, ProtocolMode.corrected, str(source))
+    audio = cut_audio(audio_frames, start, spec, CORRECTED, str(source))
     if audio.shape[0] > 2:
         audio = audio.mean(axis=0, keepdims=True)
     write_clip(target, frames, fps, audio, rate)

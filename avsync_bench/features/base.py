@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from avsync_bench.clips import Clip
 from avsync_bench.weights.store import ResolvedWeight
 
-__all__ = ["FeatureExtractor"]
+__all__ = ["FeatureExtractor", "forward_fixed"]
 
 
 class FeatureExtractor(ABC):
@@ -25,8 +25,12 @@ class FeatureExtractor(ABC):
     ``side`` is ``"gt"`` (ground-truth clips, cached) or ``"gen"`` (generated clips).
     Extractors with ``uses_text = True`` also embed each clip's IT text (:meth:`embed_texts`).
 
-    Features are computed per clip and never depend on which other clips share a batch, so
-    results do not depend on batch size (up to float rounding, ≤1e-5 relative).
+    Batch invariance: the network is always called on batches of exactly ``network_batch``
+    samples (:func:`forward_fixed` pads the last batch by repeating its last sample), so a clip's
+    features are bit-identical whatever ``--batch-size``, the clip count, the clip order or the
+    number of processes (kernels choose their algorithm by input shape: calls of varying batch
+    size differed by up to 1e-6 per feature and 1.4e-5 relative in FID; issue #15 item 6).
+    ``network_batch`` is part of the cache key (:func:`avsync_bench.extract.cache_version`).
     """
 
     name: ClassVar[str]
@@ -34,10 +38,11 @@ class FeatureExtractor(ABC):
     weight_names: ClassVar[tuple[str, ...]] = ()
     feature_shape: ClassVar[tuple[int, ...] | dict[str, tuple[int, ...]]]
     uses_text: ClassVar[bool] = False
+    network_batch: ClassVar[int] = 8
 
-    def __init__(self, device: str | torch.device = "cpu", batch_size: int = 16):
+    def __init__(self, device: str | torch.device = "cpu", batch_size: int | None = None):
         self.device = torch.device(device)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or self.network_batch  # samples per network call
         self.model: torch.nn.Module | None = None
         self.weights: dict[str, ResolvedWeight] = {}
         self._built = False
@@ -87,3 +92,37 @@ class FeatureExtractor(ABC):
         for key, tensor in self.model.state_dict().items():
             digest.update(key.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
+
+
+def forward_fixed(
+    forward: Callable[[object], torch.Tensor],
+    prepare: Callable[[object], object],
+    items: np.ndarray | Sequence,
+    batch: int,
+) -> torch.Tensor:
+    """Run ``forward(prepare(chunk))`` on chunks of exactly ``batch`` items, in order.
+
+    The last chunk is padded by repeating its last item and the padding's outputs are dropped,
+    so every network call has the same shape and an item's output never depends on how many
+    items came with it (batch invariance, see :class:`FeatureExtractor`).
+
+    Args:
+        forward: the network call; returns a tensor whose first axis indexes the chunk's items.
+        prepare: chunk (array slice or list) → network input (e.g. resize + normalise).
+        items: (N, ...) array or a sequence of N items.
+        batch: items per network call (≥ 1).
+
+    Returns:
+        (N, ...) float32 CPU tensor.
+    """
+    outputs = []
+    for begin in range(0, len(items), batch):
+        part = items[begin : begin + batch]
+        n = len(part)
+        if n < batch:
+            if isinstance(part, np.ndarray):
+                part = np.concatenate([part, np.repeat(part[-1:], batch - n, axis=0)])
+            else:
+                part = list(part) + [part[-1]] * (batch - n)
+        outputs.append(forward(prepare(part))[:n].float().cpu())
+    return torch.cat(outputs)

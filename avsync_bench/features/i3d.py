@@ -20,7 +20,7 @@ from torch import nn
 
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip
-from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import fvd_inputs
 from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
@@ -34,6 +34,7 @@ class I3DFeatures(FeatureExtractor):
     version = "1"
     weight_names = ("i3d_torchscript",)
     feature_shape = (400,)
+    network_batch = 4  # clips per call
 
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         path = weights["i3d_torchscript"].path
@@ -45,16 +46,16 @@ class I3DFeatures(FeatureExtractor):
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         stack = np.stack([clip.frames for clip in clips])
-        outputs = []
-        for begin in range(0, len(stack), self.batch_size):
-            videos = fvd_inputs(stack[begin : begin + self.batch_size]).to(self.device)
-            logits = self.model(videos, rescale=False, resize=False, return_features=True)
-            outputs.append(logits.float().cpu())
-        return torch.cat(outputs).numpy()
+        prepare = lambda part: fvd_inputs(part).to(self.device)  # noqa: E731
+        forward = lambda videos: self.model(  # noqa: E731
+            videos, rescale=False, resize=False, return_features=True
+        )
+        return forward_fixed(forward, prepare, stack, self.batch_size).numpy()
 
 
 class StandinI3D(nn.Module):
-    """A small video network with the I3D detector's call signature, for stand-in weights.
+    """A small video network with the I3D detector's call signature (stand-in weights used the
+    real architecture, :class:`avsync_bench.models.i3d.InceptionI3d`, since issue #10).
 
     Input (B, 3, T, 224, 224) float32 in [-1, 1]; output (B, 400) float32. Not I3D: FVD computed
     with it is only meaningful as a pipeline check (results are marked ``standin``).
@@ -87,7 +88,9 @@ class StandinI3D(nn.Module):
 
 
 def write_standin(path: Path) -> None:
-    """Write a TorchScript :class:`StandinI3D` with the deterministic weight rule."""
+    """Write a TorchScript I3D (:class:`avsync_bench.models.i3d.InceptionI3d`, the real
+    detector's architecture, so its cost is the real cost) with the deterministic weight rule."""
+    from avsync_bench.models.i3d import InceptionI3d
     from avsync_bench.weights.rule import apply_rule
 
-    torch.jit.save(torch.jit.script(apply_rule(StandinI3D()).eval()), str(path))
+    torch.jit.save(torch.jit.script(apply_rule(InceptionI3d()).eval()), str(path))

@@ -20,7 +20,7 @@ from torch import nn
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip, clip_mel
 from avsync_bench.errors import OptionError
-from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import clip_normalise
 from avsync_bench.weights.store import ResolvedWeight
 
@@ -44,8 +44,11 @@ class ImageBindFeatures(FeatureExtractor):
     weight_names = ("imagebind_huge",)
     feature_shape = {"gt": (2, 1024), "gen": (12, 1024)}
     uses_text = True
+    network_batch = 16  # images, or audio clips, per call
 
-    def __init__(self, device="cpu", batch_size: int = 16, dtype: torch.dtype = torch.float32):
+    def __init__(
+        self, device="cpu", batch_size: int | None = None, dtype: torch.dtype = torch.float32
+    ):
         super().__init__(device, batch_size)
         if dtype != torch.float32 and self.device.type != "cuda":
             raise OptionError(
@@ -65,21 +68,19 @@ class ImageBindFeatures(FeatureExtractor):
 
     @torch.no_grad()
     def _images(self, frames: np.ndarray) -> torch.Tensor:
-        out = []
-        for begin in range(0, len(frames), self.batch_size):
-            batch = clip_normalise(frames[begin : begin + self.batch_size])
-            batch = batch.to(self.device, self.dtype)
-            out.append(self.model({"vision": batch})["vision"].float().cpu())
-        return torch.cat(out)
+        prepare = lambda part: clip_normalise(part).to(self.device, self.dtype)  # noqa: E731
+        forward = lambda batch: self.model({"vision": batch})["vision"]  # noqa: E731
+        return forward_fixed(forward, prepare, frames, self.batch_size)
 
     @torch.no_grad()
     def _audio(self, clips: Sequence[Clip]) -> torch.Tensor:
-        out = []
-        for begin in range(0, len(clips), self.batch_size):
-            mels = torch.stack([clip_mel(c) for c in clips[begin : begin + self.batch_size]])
-            embeddings = self.model({"audio": mels.to(self.device, self.dtype)})["audio"]
-            out.append(_scaled(self.model, "audio", embeddings).float().cpu())
-        return torch.cat(out)
+        prepare = lambda part: torch.stack([clip_mel(c) for c in part]).to(  # noqa: E731
+            self.device, self.dtype
+        )
+        forward = lambda mels: _scaled(  # noqa: E731
+            self.model, "audio", self.model({"audio": mels})["audio"]
+        )
+        return forward_fixed(forward, prepare, clips, self.batch_size)
 
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         picked = [c.frames[:1] if side == "gt" else c.frames[1:] for c in clips]

@@ -16,7 +16,7 @@ from torch import nn
 
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip
-from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import fid_inputs
 from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
@@ -79,6 +79,7 @@ class InceptionFeatures(FeatureExtractor):
     version = "1"
     weight_names = ("fid_inception",)
     feature_shape = (11, 2048)
+    network_batch = 32  # frames per call
 
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         return FIDInceptionPool3.from_file(weights["fid_inception"].path)
@@ -86,11 +87,8 @@ class InceptionFeatures(FeatureExtractor):
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
         frames = np.concatenate([clip.frames[1:] for clip in clips])
-        outputs = [
-            self.model(fid_inputs(frames[b : b + self.batch_size]).to(self.device)).float().cpu()
-            for b in range(0, len(frames), self.batch_size)
-        ]
-        per_frame = torch.cat(outputs).numpy()
+        prepare = lambda part: fid_inputs(part).to(self.device)  # noqa: E731
+        per_frame = forward_fixed(self.model, prepare, frames, self.batch_size).numpy()
         return per_frame.reshape(len(clips), len(clips[0].frames) - 1, -1)
 
 

@@ -17,7 +17,7 @@ from torch import nn
 
 import avsync_bench  # noqa: F401
 from avsync_bench.clips import Clip, clip_mel
-from avsync_bench.features.base import FeatureExtractor
+from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import clip_normalise
 from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
@@ -40,6 +40,7 @@ class SyncFeatures(FeatureExtractor):
     version = "1"
     weight_names = ("avsync_classifier",)
     feature_shape = (1,)
+    network_batch = 4  # clips per call
 
     def build(self, weights: dict[str, ResolvedWeight]) -> nn.Module:
         from avsync_bench.models.sync_classifier import AVSyncClassifier
@@ -51,11 +52,9 @@ class SyncFeatures(FeatureExtractor):
 
     @torch.no_grad()
     def extract(self, clips: Sequence[Clip], side: str = "gen") -> np.ndarray:
-        out = []
-        for begin in range(0, len(clips), self.batch_size):
-            mels, frames = clip_phi_inputs(clips[begin : begin + self.batch_size])
-            out.append(self.model(mels.to(self.device), frames.to(self.device)).float().cpu())
-        return torch.cat(out).reshape(-1, 1).numpy()
+        prepare = lambda part: [t.to(self.device) for t in clip_phi_inputs(part)]  # noqa: E731
+        forward = lambda inputs: self.model(*inputs)  # noqa: E731
+        return forward_fixed(forward, prepare, clips, self.batch_size).reshape(-1, 1).numpy()
 
 
 def write_standin(folder: Path) -> None:

@@ -12,8 +12,10 @@ stops after it, so long files are never decoded whole.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +37,7 @@ __all__ = [
     "video_frame_times",
     "read_wav_or_audio",
     "write_clip",
+    "one_open_per_file",
 ]
 
 
@@ -124,6 +127,13 @@ def _unreadable(path: Path, exc: Exception, during: str = "") -> MediaError:
 
 
 def _open(path: Path) -> av.container.InputContainer:
+    shared = _SHARED.get()
+    if shared is not None:
+        return shared.borrow(Path(path))
+    return _open_new(path)
+
+
+def _open_new(path: Path) -> av.container.InputContainer:
     path = Path(path)
     if path.is_dir():
         raise MediaError(f"{path}: is a folder, not a media file")
@@ -133,6 +143,65 @@ def _open(path: Path) -> av.container.InputContainer:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise _unreadable(path, exc) from exc
+
+
+class _Borrowed:
+    """A shared container handed to one ``with`` block without closing it at the end."""
+
+    def __init__(self, container):
+        self.container = container
+
+    def __enter__(self):
+        return self.container
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+
+class _SharedContainer:
+    """The most recently opened file's container, kept open for the next read of the same file."""
+
+    def __init__(self):
+        self.path: Path | None = None
+        self.container = None
+
+    def borrow(self, path: Path) -> _Borrowed:
+        if self.container is not None and self.path == path:
+            self.container.seek(0)  # rewind: every reader starts as on a fresh container
+        else:
+            self.close()
+            self.container, self.path = _open_new(path), path
+        return _Borrowed(self.container)
+
+    def close(self) -> None:
+        if self.container is not None:
+            self.container.close()
+        self.container, self.path = None, None
+
+
+_SHARED: contextvars.ContextVar[_SharedContainer | None] = contextvars.ContextVar(
+    "avsync_bench_shared_container", default=None
+)
+
+
+@contextlib.contextmanager
+def one_open_per_file() -> Iterator[None]:
+    """Within this block, consecutive reads of the same file (:func:`probe`,
+    :func:`decode_video`, :func:`decode_audio`, :func:`count_video_frames`) share one opened
+    container (rewound with a seek to 0 between readers) instead of opening the file each time.
+    Only the most recently opened file stays open; it is closed when the block ends. Values are
+    those of separate opens (the decoders are flushed by the seek).
+    """
+    shared = _SharedContainer()
+    token = _SHARED.set(shared)
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+        shared.close()
 
 
 def _duration(stream, container) -> float | None:

@@ -12,7 +12,17 @@ from avsync_bench.errors import OptionError
 from avsync_bench.metrics.distribution import MetricValue, fid, fvd
 from avsync_bench.metrics.per_clip import alignsync, ia, it, per_clip_value, relsync
 
-__all__ = ["FeatureSet", "MetricDef", "METRICS", "MetricValue", "resolve_metrics"]
+__all__ = [
+    "FeatureSet",
+    "MetricDef",
+    "METRICS",
+    "MetricValue",
+    "resolve_metrics",
+    "CHECKS",
+    "CheckDef",
+    "CheckResult",
+    "checks_for",
+]
 
 
 @dataclass
@@ -54,6 +64,7 @@ class MetricDef:
 def _av_align(f: FeatureSet) -> MetricValue:
     value = per_clip_value(f.gen["av_align"])
     value.per_clip_extra = {"av_align_gt": f.gt["av_align"].reshape(-1)}
+    value.summary_extra = {"gt_reference": float(np.mean(value.per_clip_extra["av_align_gt"]))}
     return value
 
 
@@ -80,6 +91,60 @@ METRICS: dict[str, MetricDef] = {
 
 AUDIO_METRICS = {"ia", "relsync", "alignsync", "av_align"}
 """Metrics that read the generated file's own audio (checked against the GT clip's audio)."""
+
+
+@dataclass
+class CheckResult:
+    """What a check adds to a run: per-clip columns, a ``results.json`` entry, warnings."""
+
+    per_clip: dict[str, np.ndarray] = field(default_factory=dict)
+    entry: dict | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CheckDef:
+    """A check run beside the metrics (not a metric): its extractors are extracted whenever one
+    of ``applies_to`` is scored; ``run(features, clip_names)`` gives a :class:`CheckResult`."""
+
+    key: str
+    extractors: tuple[str, ...]
+    applies_to: frozenset[str]
+    run: Callable[[FeatureSet, list[str]], CheckResult]
+
+
+def _audio_check(f: FeatureSet, clips: list[str]) -> CheckResult:
+    from avsync_bench.features.mel import MATCH_MEASURE, MATCH_THRESHOLD, audio_match
+
+    match = audio_match(f.gt["mel"], f.gen["mel"])
+    flagged = [clip for clip, m in zip(clips, match) if not m >= MATCH_THRESHOLD]
+    entry = {
+        "measure": MATCH_MEASURE,
+        "threshold": MATCH_THRESHOLD,
+        "min_correlation": float(np.nanmin(match)) if np.isfinite(match).any() else None,
+        "flagged": flagged,
+    }
+    warnings = []
+    if flagged:
+        warnings.append(
+            f"{len(flagged)} generated clip(s) carry audio that differs from their GT clip's "
+            f"audio (spectrogram correlation < {MATCH_THRESHOLD}): {', '.join(flagged[:5])}"
+            + (" ..." if len(flagged) > 5 else "")
+            + ". The audio-based metrics read the generated file's own audio."
+        )
+    return CheckResult({"audio_match": match}, entry, warnings)
+
+
+CHECKS: dict[str, CheckDef] = {
+    "audio_check": CheckDef("audio_check", ("mel",), frozenset(AUDIO_METRICS), _audio_check),
+}
+"""Checks run beside the metrics, by ``results.json`` key."""
+
+
+def checks_for(metric_defs: list[MetricDef]) -> list[CheckDef]:
+    """The checks that the scored metrics trigger."""
+    keys = {m.key for m in metric_defs}
+    return [c for c in CHECKS.values() if c.applies_to & keys]
 
 
 def resolve_metrics(names: str | list[str]) -> list[MetricDef]:

@@ -30,6 +30,8 @@ class MetricValue:
         per_clip: (n_clips,) per-clip values for per-clip metrics, else None.
         warnings: human-readable caveats (e.g. a small set).
         per_clip_extra: further per-clip columns (e.g. φ_gt, φ_gen, P_align).
+        summary_extra: further fields of the metric's ``results.json`` entry (e.g. AV-Align's
+            ``gt_reference``).
     """
 
     value: float
@@ -39,6 +41,7 @@ class MetricValue:
     per_clip: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
     per_clip_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    summary_extra: dict[str, float] = field(default_factory=dict)
 
 
 def _small_set(name: str, n_clips: int) -> list[str]:

@@ -27,7 +27,7 @@ from avsync_bench.datasets import DATASETS, load_split, resolve_root
 from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.io.media import write_clip
 from avsync_bench.predictions import check_predictions
-from avsync_bench.protocol import ProtocolMode
+from avsync_bench.protocol import DEFAULT_MODE
 from avsync_bench.study.assignment import FORMATS, plan
 from avsync_bench.study.models import (
     ROLE_ATTENTION,
@@ -186,7 +186,7 @@ def create_study(sessions: sessionmaker, s: StudySettings) -> dict:
 
         def clip_of(video, index):
             if video.rel not in clips_cache:
-                clips_cache[video.rel] = load_test_clips(video.path, spec, ProtocolMode.official)
+                clips_cache[video.rel] = load_test_clips(video.path, spec, DEFAULT_MODE)
             return clips_cache[video.rel][index]
 
         items = []

@@ -1,0 +1,156 @@
+"""``avsync-bench extract`` and ``avsync-bench evaluate``: the two stages of ``score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from avsync_bench.cli.common import console, exit_on_error, progress_bars
+from avsync_bench.distributed import Distributed
+from avsync_bench.errors import OptionError
+from avsync_bench.options import (
+    check_dataset,
+    check_device,
+    check_dtype,
+    check_metrics,
+    check_protocol,
+)
+from avsync_bench.preflight import preflight
+from avsync_bench.results import FEATURES_FILE, print_results, write_results
+from avsync_bench.scoring import ScoreOptions
+from avsync_bench.weights.store import default_home
+
+
+def extract_command(
+    preds: Path = typer.Argument(
+        ..., help="Folder of generated clips: <class>/<video stem>_clip-{00,01,02}.mp4 with audio."
+    ),
+    dataset: str = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits."),
+    data_root: Path | None = typer.Option(
+        None, help="Dataset root (default: datasets/<Name>, else $AVSYNC_BENCH_DATA/<Name>)."
+    ),
+    metrics: str = typer.Option(
+        "all", help="Comma-separated: fid,fvd,ia,it,relsync,alignsync,av_align, or all."
+    ),
+    protocol: str = typer.Option(
+        "official", help="official (the paper's definitions) or corrected (quirks fixed)."
+    ),
+    out: Path | None = typer.Option(
+        None, help="Folder for features.npz (default: <preds>.scores/<protocol>)."
+    ),
+    weights_dir: Path | None = typer.Option(
+        None, help="Weights folder (default: $AVSYNC_BENCH_HOME/weights)."
+    ),
+    cache_dir: Path | None = typer.Option(
+        None, help="Ground-truth feature cache (default: $AVSYNC_BENCH_HOME/features)."
+    ),
+    no_cache: bool = typer.Option(False, help="Do not read or write the feature cache."),
+    batch_size: int = typer.Option(
+        16, min=1, help="Clip pairs per extraction step (no effect on values)."
+    ),
+    workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
+    device: str = typer.Option("cpu", help="Torch device for the feature networks."),
+    dtype: str = typer.Option("fp32", help="ImageBind precision: fp32, or bf16/fp16 on a GPU."),
+    allow_partial: bool = typer.Option(
+        False, help="Extract despite missing/invalid/extra files; the result is labelled partial."
+    ),
+    allow_padding: bool = typer.Option(
+        False, help="Extract clips whose window needs more padding than the protocol's limit."
+    ),
+    verbose: bool = typer.Option(False, help="Show diagnostic details (e.g. FFmpeg's messages)."),
+    force: bool = typer.Option(False, help="Replace a features.npz / results already in --out."),
+) -> None:
+    """Extract both sides' per-clip features into features.npz (first stage of score).
+
+    The file holds every feature the metrics need, the clip names, videos and classes, the
+    extractor versions, weight sha256s, protocol and dataset; `avsync-bench evaluate` turns it
+    into results.json without weights, videos or network. Several processes:
+    `accelerate launch --num_processes N -m avsync_bench.cli extract ...`.
+    """
+    with exit_on_error(verbose):  # options first, before any file is touched
+        mode = check_protocol(protocol)
+        check_dataset(dataset)
+        check_metrics(metrics)
+        check_dtype(dtype)
+        check_device(device)
+    options = ScoreOptions(
+        preds=preds,
+        dataset=dataset,
+        data_root=data_root,
+        metrics=metrics,
+        mode=mode,
+        weights_dir=weights_dir,
+        cache_dir=None if no_cache else (cache_dir or default_home() / "features"),
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        allow_partial=allow_partial,
+        dtype=dtype,
+        allow_padding=allow_padding,
+    )
+    from avsync_bench.extract import extract
+    from avsync_bench.featurefile import save_features
+
+    dist = Distributed.from_environment()
+    target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
+    with exit_on_error(verbose):
+        if dist.is_main:
+            preflight({"--out": target}, results_dir=target, force=force)
+        with progress_bars() as progress:
+            ff = extract(options, progress=progress if dist.is_main else None, dist=dist)
+        if ff is None:
+            return
+        path = save_features(Path(target) / FEATURES_FILE, ff)
+    console.print(f"wrote {path} ({len(ff.rows)} clips, extractors: {', '.join(ff.features.gt)})")
+
+
+def evaluate_command(
+    features: Path = typer.Argument(..., help="A features.npz from `avsync-bench extract`."),
+    out: Path | None = typer.Option(
+        None, help="Where results.json and per_clip.csv go (default: the features file's folder)."
+    ),
+    protocol: str | None = typer.Option(
+        None, help="Refuse the file unless it was extracted with this protocol."
+    ),
+    dataset: str | None = typer.Option(
+        None, help="Refuse the file unless it was extracted for this dataset."
+    ),
+    like: Path | None = typer.Option(
+        None,
+        help="Another features.npz (or its folder): refuse the file unless protocol, dataset, "
+        "extractor versions and weight sha256s match it.",
+    ),
+    force: bool = typer.Option(False, help="Replace results.json / per_clip.csv already there."),
+) -> None:
+    """Compute every metric from features.npz and write results.json and per_clip.csv.
+
+    Needs no weights, no videos and no network. Refuses a file of another format version, or
+    (with --protocol, --dataset, --like) another protocol, dataset or weight set, naming the field.
+    """
+    from avsync_bench.evaluate import evaluate
+    from avsync_bench.featurefile import load_features
+
+    with exit_on_error():
+        expect = {}
+        if like is not None:
+            expect = load_features(like).identity()
+        if protocol is not None:
+            expect["protocol"] = check_protocol(protocol).value
+        if dataset is not None:
+            expect["dataset"] = dataset
+        ff = load_features(features, expect)
+        source = features if features.is_dir() else features.parent
+        target = Path(out or source)
+        earlier = [n for n in ("results.json", "per_clip.csv") if (target / n).exists()]
+        if earlier and not force:
+            raise OptionError(
+                f"--out: {target} already holds {', '.join(earlier)}; refusing to overwrite "
+                "them: pass --force to replace them, or --out to write elsewhere"
+            )
+        preflight({"--out": target})
+        run = evaluate(ff)
+        json_path, csv_path = write_results(run.results, run.per_clip, target, ff)
+    print_results(run.results, Console())
+    console.print(f"wrote {json_path} and {csv_path}")
