@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from avsync_bench.errors import AVSyncBenchError
 from avsync_bench.metrics import FeatureSet
 
 __all__ = [
@@ -49,7 +50,7 @@ _SIDES = ("gt", "gen", "text")
 _LEGACY_FRECHET = {"fid": "fid_inception", "fvd": "i3d"}
 
 
-class FeatureFileError(ValueError):
+class FeatureFileError(AVSyncBenchError, ValueError):
     """A features file that cannot be used as asked; the message names the file and the field."""
 
 

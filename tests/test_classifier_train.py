@@ -24,13 +24,21 @@ def synthetic(tmp_path_factory):
     return root
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after it (other tests see the default)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _cfg(root, out, **overrides):
     base = {"data_root": str(root), "output_dir": str(out), "image_size": 16, "batch_size": 1}
     return load_config("tiny-cpu", **{**base, **overrides})
 
 
-def test_checkpoint_round_trip_and_exact_resume(synthetic, tmp_path):
-    torch.set_num_threads(1)
+def test_checkpoint_round_trip_and_exact_resume(synthetic, tmp_path, one_thread):
     cfg = _cfg(synthetic, tmp_path / "a", checkpointing_steps=2)
     full = train(cfg, max_steps=3, log=lambda _: None)
     checkpoint = tmp_path / "a" / "checkpoint-3"
@@ -65,7 +73,7 @@ def test_checkpoint_round_trip_and_exact_resume(synthetic, tmp_path):
         assert torch.equal(value, trained.state_dict()[key]), key
 
 
-def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path):
+def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path, one_thread):
     """Flash-at-click clips: within 100 steps (batch 1) the contrastive loss leaves chance level
     (ln 21 = 3.04) and the diagonal is picked more often than chance (1/21).
 
@@ -73,7 +81,6 @@ def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path):
     (71 %) on the 31-offset ±5 test of held-out clips. Measured (docs/classifier.md): 30-60 %
     after 300 steps, chance 35.5 %.
     """
-    torch.set_num_threads(1)
     cfg = _cfg(synthetic, tmp_path / "run", learning_rate=3e-3, checkpointing_steps=1000)
     records = train(cfg, max_steps=100, log=lambda _: None)["records"]
     first = np.mean([r["loss"] for r in records[:20]])

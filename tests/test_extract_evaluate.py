@@ -174,10 +174,8 @@ def test_one_two_three_processes_give_the_same_results(tiny_dataset, tmp_path):
     for world in (1, 2, 3):
         out, cache = tmp_path / f"out{world}", tmp_path / f"cache{world}"
         args = (world, _free_port(), str(preds), str(tiny_dataset), str(cache), str(out))
-        if world == 1:
-            _rank_main(0, *args)
-        else:
-            torch.multiprocessing.spawn(_rank_main, args=args, nprocs=world, join=True)
+        # every world size in fresh processes alike (the same thread settings for all)
+        torch.multiprocessing.spawn(_rank_main, args=args, nprocs=world, join=True)
         runs[world] = (json.loads((out / "results.json").read_text()), load_features(out))
         entries = list(cache.rglob("*.npy"))
         assert len(entries) == 5 * len(runs[world][1].meta["extractors"])  # once per clip
@@ -190,4 +188,6 @@ def test_one_two_three_processes_give_the_same_results(tiny_dataset, tmp_path):
         assert ff.rows == base_ff.rows and ff.meta["processes"] == world
         for side in ("gt", "gen"):
             for name, array in getattr(base_ff.features, side).items():
-                np.testing.assert_array_equal(getattr(ff.features, side)[name], array)
+                np.testing.assert_array_equal(
+                    getattr(ff.features, side)[name], array, err_msg=f"{side} {name} x{world}"
+                )

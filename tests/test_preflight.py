@@ -9,7 +9,7 @@ import torch
 from tiny_extractors import tiny_extractors
 from typer.testing import CliRunner
 
-import avsync_bench.scoring as scoring
+import avsync_bench.extract as extract_module
 from avsync_bench.cli import app
 from avsync_bench.preflight import PreflightError, preflight
 from avsync_bench.scoring import ScoreOptions, score
@@ -31,7 +31,7 @@ def no_heavy_work(monkeypatch):
     def boom(*_args, **_kwargs):
         raise AssertionError("decoding started before the pre-flight checks")
 
-    monkeypatch.setattr(scoring, "_decode", boom)
+    monkeypatch.setattr(extract_module._Jobs, "__getitem__", boom)
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,9 @@ def scored(tiny_dataset, preds):
 @pytest.fixture
 def tiny_cli(monkeypatch, scored):
     """`avsync-bench score` returning ``scored`` (the CLI's own checks and writing still run)."""
-    monkeypatch.setattr("avsync_bench.cli.score.score", lambda options, progress=None: scored)
+    monkeypatch.setattr(
+        "avsync_bench.cli.score.score", lambda options, progress=None, **_kw: scored
+    )
 
 
 def _score_args(preds, dataset, out, *extra):
@@ -121,7 +123,7 @@ def test_results_saved_to_a_fallback_when_out_fails_at_the_end(
 ):
     out = tmp_path / "scores"
 
-    def score_then_break_out(options, progress=None):
+    def score_then_break_out(options, progress=None, **_kw):
         out.write_text("something else took the name")  # --out is no longer a folder
         return scored
 
