@@ -27,6 +27,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.classifier.data import DataSpec, MultiClipReader, Unusable, clip_starts
 from avsync_bench.classifier.metrics import TOLERANCES, bootstrap_ci, chance, offset_hits
 from avsync_bench.datasets import TestVideo
+from avsync_bench.errors import OptionError
 
 __all__ = ["EVAL_SPEC", "EvalItem", "load_eval_items", "score_items", "summarise", "format_table"]
 
@@ -115,7 +116,7 @@ def summarise(
         "per_video": [...]}``; accuracies are fractions in [0, 1].
     """
     if protocol not in ("corrected", "official"):
-        raise ValueError(f"unknown protocol {protocol!r}: corrected | official")
+        raise OptionError(f"unknown protocol {protocol!r}: corrected | official")
     valid = [i for i in items if i.reason is None]
     k = phi.shape[1] if phi.size else EVAL_SPEC.num_clips
     hits = offset_hits(phi, tolerances) if len(valid) else None

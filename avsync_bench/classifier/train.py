@@ -36,6 +36,7 @@ import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from avsync_bench.classifier.data import DataSpec, TrainClipsDataset, collate_clips
 from avsync_bench.classifier.metrics import contrastive_loss, pairwise_scores
 from avsync_bench.datasets import TestVideo
+from avsync_bench.errors import OptionError
 
 __all__ = [
     "CONFIG_DIR",
@@ -122,17 +123,17 @@ def load_config(path: str | Path, **overrides) -> ClassifierTrainConfig:
         candidate = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
         if not candidate.is_file():
             bundled = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-            raise ValueError(f"config {path} not found (bundled configs: {', '.join(bundled)})")
+            raise OptionError(f"config {path} not found (bundled configs: {', '.join(bundled)})")
         path = candidate
     raw = yaml.safe_load(path.read_text()) or {}
     names = {f.name for f in dataclasses.fields(ClassifierTrainConfig)}
     flat: dict = {}
     for section, values in raw.items():
         if section not in SECTIONS or not isinstance(values, dict):
-            raise ValueError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
+            raise OptionError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
         for key, value in values.items():
             if key not in names:
-                raise ValueError(f"{path}: unknown key {section}.{key}")
+                raise OptionError(f"{path}: unknown key {section}.{key}")
             flat[key] = value
     flat.update({k: v for k, v in overrides.items() if v is not None})
     return ClassifierTrainConfig(**flat)
@@ -155,13 +156,15 @@ def build_classifier(cfg: ClassifierTrainConfig):
     )
 
     if int(cfg.audio_channels[-1]) != int(cfg.video_channels[-1]):
-        raise ValueError("model.audio_channels and model.video_channels must end in the same width")
+        raise OptionError(
+            "model.audio_channels and model.video_channels must end in the same width"
+        )
     torch.manual_seed(cfg.seed)
     if cfg.init == "avid_cma":
         if list(cfg.audio_channels) != list(OFFICIAL_CHANNELS) or list(cfg.video_channels) != list(
             OFFICIAL_CHANNELS
         ):
-            raise ValueError("model.init avid_cma needs the official channels (64,64,128,256,512)")
+            raise OptionError("model.init avid_cma needs the official channels (64,64,128,256,512)")
         path = cfg.avid_cma_checkpoint
         if path is None:
             from avsync_bench.weights.store import WeightStore
@@ -181,7 +184,7 @@ def build_classifier(cfg: ClassifierTrainConfig):
             for part in (model.audio_encoder, model.video_encoder, model.head):
                 apply_rule(part)
     else:
-        raise ValueError(f"unknown model.init {cfg.init!r}: avid_cma | random | rule")
+        raise OptionError(f"unknown model.init {cfg.init!r}: avid_cma | random | rule")
     return model.train()
 
 

@@ -57,7 +57,7 @@ def _checkpoint_in(folder: Path) -> Path:
         ),
     )
     if not found:
-        raise ValueError(f"{folder}: no checkpoint-N/modules/unet inside (pass --checkpoint)")
+        raise OptionError(f"{folder}: no checkpoint-N/modules/unet inside (pass --checkpoint)")
     return found[-1]
 
 

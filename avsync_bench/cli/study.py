@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from avsync_bench.cli.common import console, exit_on_error
+from avsync_bench.errors import OptionError
 
 app = typer.Typer(
     help="A human preference study (the paper's Table 1 user study): create it from prediction "
@@ -41,9 +42,9 @@ def _pairs(text: str, option: str) -> dict[str, Path]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, folder = part.partition("=")
         if not sep or not name or not folder:
-            raise ValueError(f"{option}: expected NAME=DIR[,NAME=DIR…], got {part!r}")
+            raise OptionError(f"{option}: expected NAME=DIR[,NAME=DIR…], got {part!r}")
         if name in out:
-            raise ValueError(f"{option}: {name} is given twice")
+            raise OptionError(f"{option}: {name} is given twice")
         out[name] = Path(folder)
     return out
 

@@ -32,6 +32,8 @@ from collections import Counter, defaultdict
 import numpy as np
 from scipy import stats
 
+from avsync_bench.errors import InputError
+
 __all__ = ["analyze", "bradley_terry", "krippendorff_alpha", "GT_NAME"]
 
 GT_NAME = "_attention_gt"
@@ -197,7 +199,7 @@ def analyze(
     """
     main = [r for r in rows if not r["attention"]]
     if not main:
-        raise ValueError("no votes yet: nothing to analyse")
+        raise InputError("no votes yet: nothing to analyse")
     methods = sorted({m for r in main for m in r["shown"].split(";")})
     out = {"methods": methods, "questions": {}, "n_bootstrap": n_boot, "seed": seed}
     for q in questions:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avsync_bench.errors import OptionError
+
 __all__ = ["FORMATS", "PlannedAssignment", "bundles", "layouts", "plan"]
 
 FORMATS = ("best-of", "pairwise")
@@ -52,9 +54,9 @@ def bundles(n_items: int, k: int, n_raters: int, rng: np.random.Generator) -> li
         ValueError: ``k < 1`` or fewer raters than ``k``.
     """
     if k < 1:
-        raise ValueError(f"--raters-per-item must be at least 1, got {k}")
+        raise OptionError(f"--raters-per-item must be at least 1, got {k}")
     if n_raters < k:
-        raise ValueError(
+        raise OptionError(
             f"--participants {n_raters} is fewer than --raters-per-item {k}: an item cannot be "
             "shown twice to one participant"
         )
@@ -126,12 +128,12 @@ def layouts(fmt: str, n_methods: int, total: int, rng: np.random.Generator) -> l
         ValueError: unknown format, or fewer than 2 methods.
     """
     if n_methods < 2:
-        raise ValueError(f"a study compares at least 2 methods, got {n_methods}")
+        raise OptionError(f"a study compares at least 2 methods, got {n_methods}")
     if fmt == "best-of":
         return _best_of_layouts(n_methods, total, rng)
     if fmt == "pairwise":
         return _pairwise_layouts(n_methods, total, rng)
-    raise ValueError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    raise OptionError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
 
 
 def plan(

@@ -35,6 +35,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
+from avsync_bench.errors import OptionError
 from avsync_bench.weights.store import default_home
 
 __all__ = [
@@ -227,7 +228,7 @@ def open_database(url: str | None = None) -> sessionmaker:
     try:
         engine = create_engine(url)
     except Exception as exc:  # ArgumentError, NoSuchModuleError (missing driver)
-        raise ValueError(f"--db {url}: {exc}") from None
+        raise OptionError(f"--db {url}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     migrate(engine)
