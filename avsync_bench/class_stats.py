@@ -27,29 +27,16 @@ from avsync_bench.stats import (
     DEFAULT_LEVEL,
     DEFAULT_SEED,
     RunData,
+    _interval,
+    _Moments,
     frechet_cholesky,
+    frechet_from_factors,
     resample_weights,
-    weighted_gaussian_stats,
 )
 
 __all__ = ["frechet_lowrank", "per_class_intervals", "paired_per_class", "class_frechet_plan"]
 
 Progress = Callable[[str, int], Callable[[int], None]]
-
-
-def _rows(features: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean (d,), A (m, d)) with Σ = AᵀA for the set where clip i appears ``weights[i]`` times."""
-    x = np.asarray(features, dtype=np.float64)
-    x = x.reshape(len(x), -1, x.shape[-1])
-    w = np.asarray(weights, dtype=np.float64)
-    keep = np.flatnonzero(w)
-    x, w = x[keep], w[keep]
-    n = w.sum() * x.shape[1]
-    if n < 2:
-        raise ValueError(f"a covariance needs at least 2 samples, got {n:g}")
-    mean = np.einsum("i,ifd->d", w, x) / n
-    rows = (x - mean) * np.sqrt(w / (n - 1))[:, None, None]
-    return mean, rows.reshape(-1, x.shape[-1])
 
 
 def frechet_lowrank(gt: np.ndarray, gen: np.ndarray, weights: np.ndarray | None = None) -> float:
@@ -67,25 +54,12 @@ def frechet_lowrank(gt: np.ndarray, gen: np.ndarray, weights: np.ndarray | None 
         ValueError: fewer than 2 samples on a side.
     """
     weights = np.ones(len(gt)) if weights is None else np.asarray(weights)
-    mu1, a1 = _rows(gt, weights)
-    mu2, a2 = _rows(gen, weights)
-    d = a1.shape[1]
-    if a1.shape[0] > d or a2.shape[0] > d:
-        return frechet_cholesky(
-            *weighted_gaussian_stats(gt, weights), *weighted_gaussian_stats(gen, weights)
-        )
-    nuclear = np.linalg.svd(a1 @ a2.T, compute_uv=False).sum()
-    diff = mu1 - mu2
-    return float(diff @ diff + (a1 * a1).sum() + (a2 * a2).sum() - 2.0 * nuclear)
-
-
-def _interval(boot: np.ndarray, level: float) -> tuple[float | None, float | None]:
-    finite = boot[np.isfinite(boot)]
-    if not finite.size:
-        return None, None
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(finite, [tail, 100.0 - tail])
-    return float(low), float(high)
+    gt_moments, gen_moments = _Moments(gt), _Moments(gen)
+    mu1, a1, n1 = gt_moments.factor(weights)
+    mu2, a2, n2 = gen_moments.factor(weights)
+    if a1.shape[0] > gt_moments.dim or a2.shape[0] > gen_moments.dim:
+        return frechet_cholesky(*gt_moments.stats(weights), *gen_moments.stats(weights))
+    return frechet_from_factors(mu1, a1, n1, mu2, a2, n2)
 
 
 def _frechet_boot(gt, gen, weights: np.ndarray, tick) -> np.ndarray:
