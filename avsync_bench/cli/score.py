@@ -7,63 +7,35 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from avsync_bench.cli import score_options as opt
 from avsync_bench.cli.common import console, exit_on_error, progress_bars
+from avsync_bench.cli.score_options import checked_options
 from avsync_bench.distributed import Distributed
-from avsync_bench.options import (
-    check_dataset,
-    check_device,
-    check_dtype,
-    check_metrics,
-    check_protocol,
-)
 from avsync_bench.outputs import write_results_safely
 from avsync_bench.preflight import preflight
 from avsync_bench.results import print_results
-from avsync_bench.scoring import ScoreOptions, score
-from avsync_bench.weights.store import default_home
+from avsync_bench.scoring import score
 
 
 def score_command(
-    preds: Path = typer.Argument(
-        ..., help="Folder of generated clips: <class>/<video stem>_clip-{00,01,02}.mp4 with audio."
-    ),
-    dataset: str = typer.Option("avsync15", help="avsync15 | landscapes | thegreatesthits."),
-    data_root: Path | None = typer.Option(
-        None, help="Dataset root (default: datasets/<Name>, else $AVSYNC_BENCH_DATA/<Name>)."
-    ),
-    metrics: str = typer.Option(
-        "all", help="Comma-separated: fid,fvd,ia,it,relsync,alignsync,av_align, or all."
-    ),
-    protocol: str = typer.Option(
-        "official", help="official (the paper's definitions) or corrected (quirks fixed)."
-    ),
+    preds: Path = opt.PREDS,
+    dataset: str = opt.DATASET,
+    data_root: Path | None = opt.DATA_ROOT,
+    metrics: str = opt.METRICS,
+    protocol: str = opt.PROTOCOL,
     out: Path | None = typer.Option(
         None, help="Where results.json and per_clip.csv go (default: <preds>.scores/<protocol>)."
     ),
-    weights_dir: Path | None = typer.Option(
-        None, help="Weights folder (default: $AVSYNC_BENCH_HOME/weights)."
-    ),
-    cache_dir: Path | None = typer.Option(
-        None, help="Ground-truth feature cache (default: $AVSYNC_BENCH_HOME/features)."
-    ),
-    no_cache: bool = typer.Option(False, help="Do not read or write the feature cache."),
-    batch_size: int = typer.Option(
-        16, min=1, help="Clip pairs per extraction step (no effect on values)."
-    ),
-    workers: int = typer.Option(0, min=0, help="Decoding worker processes (no effect on values)."),
-    device: str = typer.Option("cpu", help="Torch device for the feature networks."),
-    dtype: str = typer.Option(
-        "fp32", help="ImageBind precision: fp32, or bf16/fp16 on a GPU (recorded in results)."
-    ),
-    allow_partial: bool = typer.Option(
-        False, help="Score despite missing/invalid/extra files; the result is labelled partial."
-    ),
-    allow_padding: bool = typer.Option(
-        False,
-        help="Score clips whose window needs more padding than the protocol's limit (more than "
-        "1 repeated frame or 0.1 s of missing audio); the padding is recorded in results.json.",
-    ),
-    verbose: bool = typer.Option(False, help="Show diagnostic details (e.g. FFmpeg's messages)."),
+    weights_dir: Path | None = opt.WEIGHTS_DIR,
+    cache_dir: Path | None = opt.CACHE_DIR,
+    no_cache: bool = opt.NO_CACHE,
+    batch_size: int = opt.BATCH_SIZE,
+    workers: int = opt.WORKERS,
+    device: str = opt.DEVICE,
+    dtype: str = opt.DTYPE,
+    allow_partial: bool = opt.ALLOW_PARTIAL,
+    allow_padding: bool = opt.ALLOW_PADDING,
+    verbose: bool = opt.VERBOSE,
     force: bool = typer.Option(
         False, help="Replace results.json / per_clip.csv / features.npz already in --out."
     ),
@@ -79,27 +51,24 @@ def score_command(
     --out are refused unless --force. If --out cannot be written at the end, the results go to
     ./avsync-bench-results-<time>/ (named on the terminal) and the exit code is 1.
     """
-    with exit_on_error(verbose):  # options first, before any file is touched
-        mode = check_protocol(protocol)
-        check_dataset(dataset)
-        check_metrics(metrics)
-        check_dtype(dtype)
-        check_device(device)
-    options = ScoreOptions(
+    options = checked_options(
         preds=preds,
         dataset=dataset,
         data_root=data_root,
         metrics=metrics,
-        mode=mode,
+        protocol=protocol,
         weights_dir=weights_dir,
-        cache_dir=None if no_cache else (cache_dir or default_home() / "features"),
+        cache_dir=cache_dir,
+        no_cache=no_cache,
         batch_size=batch_size,
         workers=workers,
         device=device,
-        allow_partial=allow_partial,
         dtype=dtype,
+        allow_partial=allow_partial,
         allow_padding=allow_padding,
+        verbose=verbose,
     )
+    mode = options.mode
     target = out or Path(f"{str(preds).rstrip('/')}.scores") / mode.value
     dist = Distributed.from_environment()  # one process, or the `accelerate launch` group
     with exit_on_error(verbose):
