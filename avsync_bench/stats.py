@@ -226,7 +226,7 @@ class _Moments:
         weights = np.asarray(weights, dtype=np.float64)
         n = weights.sum() * self.frames
         if n < 2:
-            raise ValueError(f"a covariance needs at least 2 samples, got {n:g}")
+            raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
         drawn = np.flatnonzero(weights)
         mean = weights[drawn] @ self.sums[drawn] / n
         rows = self.x[drawn] * np.sqrt(weights[drawn])[:, None, None]
@@ -244,7 +244,7 @@ class _Moments:
         weights = np.asarray(weights, dtype=np.float64)
         n = weights.sum() * self.frames
         if n < 2:
-            raise ValueError(f"a covariance needs at least 2 samples, got {n:g}")
+            raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
         drawn = np.flatnonzero(weights)
         mean = weights[drawn] @ self.sums[drawn] / n
         rows = (self.x[drawn] - mean) * np.sqrt(weights[drawn])[:, None, None]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from avsync_bench.errors import InputError
+
 __all__ = ["frechet_distance", "frechet_from_stats", "gaussian_stats"]
 
 
@@ -26,7 +28,7 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 2:
         raise ValueError(f"features must be (N, d), got shape {x.shape}")
     if x.shape[0] < 2:
-        raise ValueError(f"a covariance needs at least 2 samples, got {x.shape[0]}")
+        raise InputError(f"a covariance needs at least 2 samples, got {x.shape[0]}")
     return x.mean(axis=0), np.atleast_2d(np.cov(x, rowvar=False))
 
 
