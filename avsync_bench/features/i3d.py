@@ -24,7 +24,7 @@ from avsync_bench.features.base import FeatureExtractor, forward_fixed
 from avsync_bench.features.transforms import fvd_inputs
 from avsync_bench.weights.store import ResolvedWeight, WeightsError
 
-__all__ = ["I3DFeatures", "StandinI3D", "write_standin"]
+__all__ = ["I3DFeatures", "write_standin"]
 
 
 class I3DFeatures(FeatureExtractor):
@@ -51,40 +51,6 @@ class I3DFeatures(FeatureExtractor):
             videos, rescale=False, resize=False, return_features=True
         )
         return forward_fixed(forward, prepare, stack, self.batch_size).numpy()
-
-
-class StandinI3D(nn.Module):
-    """A small video network with the I3D detector's call signature (stand-in weights used the
-    real architecture, :class:`avsync_bench.models.i3d.InceptionI3d`, since issue #10).
-
-    Input (B, 3, T, 224, 224) float32 in [-1, 1]; output (B, 400) float32. Not I3D: FVD computed
-    with it is only meaningful as a pipeline check (results are marked ``standin``).
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv3d(3, 32, (3, 7, 7), stride=(1, 4, 4), padding=(1, 3, 3))
-        self.conv2 = nn.Conv3d(32, 64, (3, 3, 3), stride=(2, 2, 2), padding=1)
-        self.conv3 = nn.Conv3d(64, 128, (3, 3, 3), stride=(2, 2, 2), padding=1)
-        self.fc = nn.Linear(128, 400)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        rescale: bool = False,
-        resize: bool = False,
-        return_features: bool = False,
-    ) -> torch.Tensor:
-        if rescale:
-            x = x * 2.0 - 1.0
-        if resize:
-            b, c, t, h, w = x.shape
-            x = nn.functional.interpolate(x, size=(t, 224, 224), mode="trilinear")
-        x = torch.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        x = torch.relu(self.conv3(x))
-        logits = self.fc(x.mean(dim=(2, 3, 4)))
-        return logits if return_features else torch.softmax(logits, dim=1)
 
 
 def write_standin(path: Path) -> None:
