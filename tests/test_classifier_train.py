@@ -3,14 +3,17 @@ checkpoints round-trip through score's loader, and resuming is exact."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
-import numpy as np
 import pytest
 import torch
 from classifier_synthetic import make_dataset
 
-from avsync_bench.classifier.train import load_config, train
+from avsync_bench.classifier.data import list_videos
+from avsync_bench.classifier.eval import EVAL_SPEC, load_eval_items, score_items, summarise
+from avsync_bench.classifier.metrics import chance
+from avsync_bench.classifier.train import build_classifier, load_config, train
 from avsync_bench.features.sync import SyncFeatures
 from avsync_bench.models.sync_classifier import MODULE_NAMES
 from avsync_bench.weights.store import ResolvedWeight
@@ -18,9 +21,9 @@ from avsync_bench.weights.store import ResolvedWeight
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
-    """Train videos (6.25 s: 21 clips 0.2 s apart need 6 s)."""
+    """32 train videos (6.25 s: 21 clips 0.2 s apart need 6 s)."""
     root = tmp_path_factory.mktemp("flash")
-    make_dataset(root, n_videos=12, duration=6.25, seed=0, split="train")
+    make_dataset(root, n_videos=32, duration=6.25, seed=0, split="train")
     return root
 
 
@@ -29,6 +32,16 @@ def one_thread():
     """One torch thread for the test, restored after it (other tests see the default)."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def two_threads():
+    """Two torch threads (the CI machine's cores), restored after the test: a fixed-seed training
+    run is reproducible only at a fixed thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
     yield
     torch.set_num_threads(before)
 
@@ -73,19 +86,70 @@ def test_checkpoint_round_trip_and_exact_resume(synthetic, tmp_path, one_thread)
         assert torch.equal(value, trained.state_dict()[key]), key
 
 
-def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path, one_thread):
-    """Flash-at-click clips: within 100 steps (batch 1) the contrastive loss leaves chance level
-    (ln 21 = 3.04) and the diagonal is picked more often than chance (1/21).
+def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path_factory, tmp_path, two_threads):
+    """Flash-at-click clips (issue #12): the tiny config, trained for its 450 steps on 32
+    synthetic videos, lifts the ±5 31-offset accuracy on 40 held-out videos from chance
+    (11/31 = 35.5 %) to at least 2x chance (71 %), in both directions (A2V and V2A).
 
-    Not asserted, because not reached on this CPU budget: the issue's target of >= 2x chance
-    (71 %) on the 31-offset ±5 test of held-out clips. Measured (docs/classifier.md): 30-60 %
-    after 300 steps, chance 35.5 %.
+    Measured on 2 idle cores (docs/classifier.md): ≈ 70 s in all; after training A2V 90 %,
+    V2A 87.5 % (train seeds 1 and 2 of the same run gave 80-90 %).
     """
-    cfg = _cfg(synthetic, tmp_path / "run", learning_rate=3e-3, checkpointing_steps=1000)
-    records = train(cfg, max_steps=100, log=lambda _: None)["records"]
-    first = np.mean([r["loss"] for r in records[:20]])
-    last = np.mean([r["loss"] for r in records[-20:]])
-    acc = np.mean([(r["av_acc"] + r["va_acc"]) / 2 for r in records[-20:]])
-    assert first > 2.95  # about ln 21: nothing learnt yet
-    assert last < first - 0.2, (first, last)
-    assert acc > 1.3 / 21, acc
+    held_out = tmp_path_factory.mktemp("flash_held_out")
+    make_dataset(held_out, n_videos=40, duration=3.5, seed=1, split="test")
+    cfg = load_config("tiny-cpu", data_root=str(synthetic), output_dir=str(tmp_path / "run"))
+    items = load_eval_items(
+        list_videos("vggss", held_out, "test"),
+        dataclasses.replace(EVAL_SPEC, image_size=cfg.image_size),
+    )
+    assert all(item.reason is None for item in items)
+
+    def accuracy(classifier) -> dict:
+        result = summarise(items, score_items(classifier, items), n_resamples=10)
+        return {d: result["overall"][d]["t5"]["value"] for d in ("a2v", "v2a")}
+
+    untrained = accuracy(build_classifier(cfg))
+    trained_run = train(cfg, log=lambda _: None)
+    trained = accuracy(trained_run["classifier"])
+    twice_chance = 2 * chance(5)
+    assert trained_run["step"] == cfg.max_train_steps == 450
+    for direction in ("a2v", "v2a"):
+        assert untrained[direction] < twice_chance, (direction, untrained)
+        assert trained[direction] >= twice_chance, (direction, untrained, trained)
+
+
+def test_train_classifier_cli_lists_short_videos_and_resumes(synthetic, tmp_path, one_thread):
+    """`train-classifier` lists (console + train_log.jsonl) and counts every listed video shorter
+    than the 6 s that 21 clips 0.2 s apart need before step 1; `--resume` continues."""
+    from typer.testing import CliRunner
+
+    from avsync_bench.cli import app
+
+    root = tmp_path / "root"
+    short = make_dataset(tmp_path / "short", n_videos=1, duration=3.5, seed=2, split="train")
+    lines = ["flash/train_000.mp4", "flash/short.mp4", "flash/train_001.mp4"]
+    (root / "videos" / "flash").mkdir(parents=True)
+    for name in ("train_000.mp4", "train_001.mp4"):
+        (root / "videos" / "flash" / name).symlink_to(synthetic / "videos" / "flash" / name)
+    (root / "videos" / "flash" / "short.mp4").symlink_to(
+        short / "videos" / "flash" / "train_000.mp4"
+    )
+    (root / "train.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = ["train-classifier", "--config", "tiny-cpu", "--data-root", str(root)]
+    args += ["--split", "train", "--output-dir", str(out)]
+    first = CliRunner().invoke(app, [*args, "--max-steps", "2"])
+    assert first.exit_code == 0, first.output
+    assert "excluded flash/short.mp4: too short: D = " in first.output
+    assert "2 of 3 listed videos usable; 1 unusable" in first.output
+    assert "trained to step 2" in first.output and "1 of 3 listed video(s) unusable" in first.output
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[0] == {"excluded": "flash/short.mp4", "reason": log[0]["reason"]}
+    assert "6.00 s needed" in log[0]["reason"]
+    assert [r["step"] for r in log if "step" in r] == [1, 2]
+    for name in MODULE_NAMES:
+        assert (out / "checkpoint-2" / "modules" / name / "config.json").is_file()
+
+    resumed = CliRunner().invoke(app, [*args, "--max-steps", "3", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from" in resumed.output and "at step 2" in resumed.output
+    assert (out / "checkpoint-3" / "modules" / "head" / "config.json").is_file()

@@ -316,6 +316,21 @@ class TrainClipsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.videos)
 
+    def scan(self) -> dict[int, str]:
+        """Probe every listed video once (duration, frame rate; no decoding) and return
+        ``{list index: reason}`` of the unusable ones, which later items pass over directly.
+
+        Problems that only decoding reveals (a broken stream) are still found when first read.
+        """
+        for index, video in enumerate(self.videos):
+            if index in self.unusable:
+                continue
+            try:
+                self.reader.duration(video.path)
+            except Unusable as error:
+                self.unusable[index] = error.reason
+        return dict(sorted(self.unusable.items()))
+
     def __getitem__(self, key) -> dict:
         video_index, sample_index = key
         rng = np.random.default_rng([self.seed, sample_index])

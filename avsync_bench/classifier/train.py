@@ -213,8 +213,15 @@ def train(
 ) -> dict:
     """Run (or resume from the latest ``checkpoint-N``) until ``max_steps`` optimizer steps.
 
+    ``max_steps`` (default ``cfg.max_train_steps``) only says where this call stops; the LR
+    schedule's horizon is ``max(cfg.max_train_steps, max_steps)``, so stopping and resuming
+    reproduces an uninterrupted run exactly, whatever ``lr_scheduler`` is.
+
+    Every listed video is probed first; the unusable ones (too short, < 12 fps, unreadable,
+    missing) are each logged and written to ``train_log.jsonl`` before step 1, and counted.
+
     Returns ``{"step", "records" (one per step), "s_per_step", "clips_per_s", "excluded"
-    ({list line: reason}), "output_dir", "classifier"}`` (the trained classifier, unwrapped). ``<output_dir>/train_log.jsonl`` gets one JSON object
+    ({list line: reason}), "n_listed", "output_dir", "classifier"}`` (the trained classifier, unwrapped). ``<output_dir>/train_log.jsonl`` gets one JSON object
     per step (``step``, ``loss``, ``av_loss``, ``va_loss``, ``av_acc``, ``va_acc``, ``lr``,
     ``s_per_step``, ``clips_per_s``) and one ``{"excluded": line, "reason": ...}`` per unusable
     video.
@@ -248,7 +255,9 @@ def train(
         cfg.lr_scheduler,
         optimizer=optimizer,
         num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=max(max_steps, 1) * accelerator.num_processes,
+        # the horizon of a decaying schedule is the config's, so a run stopped early by
+        # ``max_steps`` and resumed later follows the same LR curve as an uninterrupted one
+        num_training_steps=max(cfg.max_train_steps, max_steps, 1) * accelerator.num_processes,
     )
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     state = TrainState(torch.Generator())
@@ -286,11 +295,27 @@ def train(
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
+    excluded: dict[str, str] = {}
+
+    def exclude(rel: str, reason: str) -> None:
+        if rel in excluded:
+            return
+        excluded[rel] = reason
+        log(f"excluded {rel}: {reason}")
+        if accelerator.is_main_process:
+            with log_path.open("a") as handle:
+                handle.write(json.dumps({"excluded": rel, "reason": reason}) + "\n")
+
+    for index, reason in dataset.scan().items():
+        exclude(videos[index].rel, reason)
+    log(
+        f"{len(videos) - len(excluded)} of {len(videos)} listed videos usable; "
+        f"{len(excluded)} unusable (listed above, replaced by the next usable one)"
+    )
     clips_per_step = (
         cfg.batch_size * cfg.num_clips * accelerator.num_processes * cfg.gradient_accumulation_steps
     )
     records: list[dict] = []
-    excluded: dict[str, str] = {}
     micro: list[dict] = []
     step_times: list[float] = []
     tick = time.perf_counter()
@@ -298,13 +323,8 @@ def train(
     model.train()
     while state.step < max_steps:
         batch = next(batches)
-        for rel, reason in batch["substituted"]:
-            if rel not in excluded:
-                excluded[rel] = reason
-                log(f"excluded {rel}: {reason}")
-                if accelerator.is_main_process:
-                    with log_path.open("a") as handle:
-                        handle.write(json.dumps({"excluded": rel, "reason": reason}) + "\n")
+        for rel, reason in batch["substituted"]:  # found only by decoding
+            exclude(rel, reason)
         with accelerator.accumulate(model):
             phi = model(
                 batch["mels"].to(accelerator.device), batch["frames"].to(accelerator.device)
@@ -361,6 +381,7 @@ def train(
         "s_per_step": s_per_step,
         "clips_per_s": clips_per_step / s_per_step if timed else math.nan,
         "excluded": excluded,
+        "n_listed": len(videos),
         "output_dir": str(output_dir),
         "classifier": accelerator.unwrap_model(model).classifier,
     }

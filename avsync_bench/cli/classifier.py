@@ -48,9 +48,9 @@ def train_classifier_command(
         excluded = summary["excluded"]
         console.print(
             f"trained to step {summary['step']} ({summary['s_per_step']:.2f} s/step, "
-            f"{summary['clips_per_s']:.1f} clips/s); {len(excluded)} listed video(s) found "
-            f"unusable so far (each replaced by the next, listed in train_log.jsonl); "
-            f"checkpoints in {summary['output_dir']}",
+            f"{summary['clips_per_s']:.1f} clips/s); {len(excluded)} of {summary['n_listed']} "
+            f"listed video(s) unusable (each replaced by the next usable one, listed in "
+            f"train_log.jsonl); checkpoints in {summary['output_dir']}",
             highlight=False,
         )
 
