@@ -61,6 +61,18 @@ def test_standins_are_marked_and_replaced_by_an_import(tmp_path):
     assert not imported.standin
 
 
+def test_a_changed_standin_is_refused_and_never_pinned_as_real(tmp_path):
+    (standin,) = make_standins(tmp_path / "w", ["i3d_torchscript"])
+    store = WeightStore(tmp_path / "w")
+    _torchscript(store.path("i3d_torchscript"), features=3)  # overwritten by hand
+    with pytest.raises(WeightsError, match="stand-in's") as info:
+        store.resolve("i3d_torchscript")
+    assert str(store.path("i3d_torchscript")) in str(info.value)
+    assert "weights remove i3d_torchscript" in str(info.value)
+    assert "i3d_torchscript" not in store._json("pins.json")
+    assert store.check("i3d_torchscript")[0] == "checksum mismatch"
+
+
 def test_rule_probe_values_from_the_golden_readme():
     import torch
 

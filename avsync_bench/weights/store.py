@@ -189,8 +189,13 @@ class WeightStore:
     def resolve_all(self, names: list[str]) -> dict[str, ResolvedWeight]:
         """Resolve several weights at once; every missing one is named in a single error.
 
+        A file registered by ``weights make-standins`` resolves as a stand-in only while its
+        sha256 is the one recorded then; a changed stand-in is an error (it is never pinned as
+        real weights).
+
         Raises:
-            MissingWeightsError: at least one is absent. WeightsError: a checksum mismatch.
+            MissingWeightsError: at least one is absent. WeightsError: a checksum mismatch
+                (against the published sha256, the pin, or the recorded stand-in).
         """
         missing = [name for name in dict.fromkeys(names) if not self.path(name).exists()]
         if missing:
@@ -201,12 +206,19 @@ class WeightStore:
             spec, path = get_spec(name), self.path(name)
             digest = self._hash(path)
             entry = standins.get(name)
-            entry = entry if isinstance(entry, dict) else {"sha256": entry}
-            standin = entry["sha256"] == digest
-            if not standin:
+            if entry is None:
                 self._verify(spec, path, digest)
-            config = entry.get("config") if standin else None
-            resolved[name] = ResolvedWeight(name, path, digest, standin, config)
+                resolved[name] = ResolvedWeight(name, path, digest, False, None)
+                continue
+            entry = entry if isinstance(entry, dict) else {"sha256": entry}
+            if entry["sha256"] != digest:  # never pinned as real weights
+                raise WeightsError(
+                    f"{path}: sha256 {digest} != the stand-in's {entry['sha256']} written by "
+                    f"`avsync-bench weights make-standins`: the file changed since; make the "
+                    f"stand-in again, or `avsync-bench weights remove {name}` and fetch or "
+                    f"import the real weights"
+                )
+            resolved[name] = ResolvedWeight(name, path, digest, True, entry.get("config"))
         return resolved
 
     def fetch(self, name: str, progress: bool = True) -> ResolvedWeight:
