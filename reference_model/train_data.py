@@ -6,75 +6,29 @@ Each training sample is a random 2 s clip of one listed video: start uniform in 
 clip's normalised ImageBind mel (:func:`avsync_bench.clips.clip_mel`).
 
 Randomness is a pure function of ``(seed, global sample index)`` so that a resumed run draws
-exactly the clips an uninterrupted run would: :class:`TrainSampleSampler` yields
-``(video_index, sample_index)`` keys for one process of a multi-process run, starting at any
-micro-batch, and :class:`TrainClipDataset` derives the clip start and the flip from the key.
+exactly the clips an uninterrupted run would: :class:`~avsync_bench.training_loop.TrainSampleSampler`
+(shared with the classifier's trainer) yields ``(video_index, sample_index)`` keys for one process
+of a multi-process run, starting at any micro-batch, and :class:`TrainClipDataset` derives the
+clip start and the flip from the key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset
 
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
 from avsync_bench.clips import clip_mel, load_clips
 from avsync_bench.datasets import TestVideo
-from avsync_bench.errors import InputError
 from avsync_bench.io.media import probe as probe_media
 from avsync_bench.protocol import DEFAULT_MODE, ClipSpec, ProtocolMode
+from avsync_bench.training_loop import TrainSampleSampler, epoch_permutation
 
 __all__ = ["TrainClipDataset", "TrainSampleSampler", "epoch_permutation", "collate"]
-
-
-def epoch_permutation(num_videos: int, seed: int, epoch: int) -> torch.Tensor:
-    """The video order of one epoch: a permutation of ``range(num_videos)`` (int64), drawn from a
-    CPU generator seeded with ``seed · 1_000_003 + epoch``."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(num_videos, generator=generator)
-
-
-class TrainSampleSampler(Sampler):
-    """Infinite, resumable sampler of ``(video_index, sample_index)`` keys for one process.
-
-    The global sample stream visits the videos epoch by epoch in :func:`epoch_permutation` order.
-    Micro-batch ``m`` of the whole run holds samples ``m·W·B … (m+1)·W·B − 1`` (``W`` processes,
-    ``B`` per-process batch); process ``r`` takes the ``r``-th slice of ``B``. Iteration starts at
-    micro-batch ``start_micro_batch`` (``optimizer step × gradient accumulation`` on resume).
-    """
-
-    def __init__(
-        self,
-        num_videos: int,
-        batch_size: int,
-        seed: int = 0,
-        process_index: int = 0,
-        num_processes: int = 1,
-        start_micro_batch: int = 0,
-    ) -> None:
-        if num_videos < 1:
-            raise InputError("the split lists no videos")
-        self.num_videos, self.batch_size, self.seed = num_videos, batch_size, seed
-        self.process_index, self.num_processes = process_index, num_processes
-        self.start_micro_batch = start_micro_batch
-        self._perms: dict[int, torch.Tensor] = {}
-
-    def _video(self, sample_index: int) -> int:
-        epoch, position = divmod(sample_index, self.num_videos)
-        if epoch not in self._perms:
-            self._perms = {epoch: epoch_permutation(self.num_videos, self.seed, epoch)}
-        return int(self._perms[epoch][position])
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        micro = self.start_micro_batch
-        while True:
-            base = (micro * self.num_processes + self.process_index) * self.batch_size
-            for sample_index in range(base, base + self.batch_size):
-                yield self._video(sample_index), sample_index
-            micro += 1
 
 
 class TrainClipDataset(Dataset):

@@ -26,14 +26,7 @@ the noise generator) plus the UNet in the official layout ``checkpoint-N/modules
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import re
-import shutil
-import time
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -41,15 +34,20 @@ import torch.nn.functional as F
 import yaml
 
 import avsync_bench  # noqa: F401  (torch compatibility shim first)
-from avsync_bench.errors import InputError
-from avsync_bench.protocol import ClipSpec, ProtocolMode
-from reference_model.audio_encoder import (
-    IMAGEBIND_HUGE_AUDIO_CONFIG,
-    TINY_AUDIO_CONFIG,
-    ImageBindSegmaskAudioEncoder,
-    repeat_over_frames,
+from avsync_bench.protocol import ProtocolMode
+from avsync_bench.training_loop import (
+    StepLog,
+    TrainState,
+    latest_checkpoint,
+    make_optimizer,
+    optimizer_step,
+    resumable_loader,
+    resume_latest,
+    save_checkpoint,
 )
-from reference_model.unet import AudioUNet3DConditionModel
+from reference_model.audio_encoder import repeat_over_frames
+from reference_model.train_config import CONFIG_DIR, TrainConfig, load_config
+from reference_model.train_models import TextEmbedder, TrainModels, build_models
 
 __all__ = [
     "CONFIG_DIR",
@@ -64,278 +62,6 @@ __all__ = [
     "latest_checkpoint",
     "train",
 ]
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-SECTIONS = ("model", "data", "train", "optim", "noise", "output")
-
-
-@dataclass
-class TrainConfig:
-    """Every training option; the YAML files in :data:`CONFIG_DIR` document each key.
-
-    The YAML groups keys in sections (``model``, ``data``, ``train``, ``optim``, ``noise``,
-    ``output``); :func:`load_config` flattens them into these fields.
-    """
-
-    # model
-    model_kind: str = "sd15"  # "sd15" (SD-1.5 + ImageBind-huge) or "tiny" (rule weights)
-    pretrained_sd: str | None = None
-    imagebind_checkpoint: str | None = None
-    weights_dir: str | None = None
-    unet_config: dict | None = None
-    vae_config: dict | None = None
-    audio_encoder_config: dict | str | None = None
-    text_encoder: str = "precomputed"  # "precomputed" | "clip" | "random"
-    text_embeddings: str | None = None
-    audio_encoder_train_mode: bool = True
-    # data
-    dataset: str = "avsync15"
-    data_root: str | None = None
-    split: str = "train"
-    height: int = 256
-    width: int = 256
-    num_frames: int = 12
-    fps: int = 6
-    clip_mode: str = "official"
-    random_flip: bool = True
-    num_workers: int = 4
-    # train
-    seed: int = 123
-    batch_size: int = 4
-    gradient_accumulation_steps: int = 2
-    max_train_steps: int = 37000
-    mixed_precision: str = "fp16"
-    gradient_checkpointing: bool = True
-    audio_dropout: float = 0.2
-    text_dropout: float = 0.0
-    loss_on_first_frame: bool = False
-    # optim
-    learning_rate: float = 1e-4
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_weight_decay: float = 1e-2
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    lr_scheduler: str = "constant"
-    lr_warmup_steps: int = 0
-    # noise
-    num_train_timesteps: int = 1000
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    beta_schedule: str = "scaled_linear"
-    prediction_type: str = "epsilon"
-    # output
-    output_dir: str = "exps/avsyncd"
-    checkpointing_steps: int = 1000
-    checkpoints_total_limit: int | None = None
-    log_every: int = 10
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def clip_spec(self) -> ClipSpec:
-        """The clip size and length (``height``×``width`` px, ``num_frames`` at ``fps``)."""
-        return ClipSpec(
-            height=self.height, width=self.width, num_frames=self.num_frames, fps=self.fps
-        )
-
-
-def load_config(path: str | Path, **overrides) -> TrainConfig:
-    """Read a YAML training config (sections flattened) and apply non-None ``overrides``.
-
-    A bare name (``tiny-cpu``, ``avsync15``) is looked up in :data:`CONFIG_DIR`.
-
-    Raises:
-        ValueError: unknown keys or sections, or a missing file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        candidate = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
-        if not candidate.is_file():
-            raise InputError(f"training config {path} not found (nor {candidate})")
-        path = candidate
-    raw = yaml.safe_load(path.read_text()) or {}
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    flat: dict = {}
-    for section, values in raw.items():
-        if section not in SECTIONS or not isinstance(values, dict):
-            raise InputError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
-        for key, value in values.items():
-            if key not in names:
-                raise InputError(f"{path}: unknown key {section}.{key}")
-            flat[key] = value
-    flat.update({k: v for k, v in overrides.items() if v is not None})
-    unknown = set(flat) - names
-    if unknown:
-        raise InputError(f"unknown config overrides {sorted(unknown)}")
-    return TrainConfig(**flat)
-
-
-# ---------------------------------------------------------------------------------- text
-
-
-class TextEmbedder:
-    """Class text → text-encoder states ``(B, 77, D)`` float32, cached per text.
-
-    Sources (``TrainConfig.text_encoder``):
-        ``precomputed``: the dataset's ``class_clip_text_encodings_stable-diffusion-v1-5.pt``
-            (a mapping class text → (77, 768) or (1, 77, 768) SD-1.5 CLIP last hidden states),
-            used by the official trainer; the empty text falls back to all zeros if absent.
-        ``clip``: SD-1.5's ``CLIPTokenizer``/``CLIPTextModel`` from ``<sd>/tokenizer`` and
-            ``<sd>/text_encoder`` (padding to 77, last hidden state).
-        ``random``: a deterministic stand-in for tests and CPU smoke runs (no tokenizer files exist
-            offline): ``N(0, 1)`` states from a generator seeded with the text's CRC-32.
-    """
-
-    def __init__(
-        self,
-        kind: str,
-        dim: int,
-        embeddings_path: str | Path | None = None,
-        sd_path: str | Path | None = None,
-    ) -> None:
-        self.kind, self.dim = kind, dim
-        self._cache: dict[str, torch.Tensor] = {}
-        self._table: dict[str, torch.Tensor] | None = None
-        self._clip = None
-        if kind == "precomputed":
-            if embeddings_path is None:
-                raise InputError("text_encoder 'precomputed' needs model.text_embeddings (a .pt)")
-            table = torch.load(Path(embeddings_path), map_location="cpu", weights_only=True)
-            if not isinstance(table, dict):
-                raise InputError(f"{embeddings_path}: expected a mapping class text -> tensor")
-            self._table = {k: v.reshape(77, -1).float() for k, v in table.items()}
-        elif kind == "clip":
-            if sd_path is None:
-                raise InputError("text_encoder 'clip' needs the SD-1.5 folder")
-            from transformers import CLIPTextModel, CLIPTokenizer
-
-            self._clip = (
-                CLIPTokenizer.from_pretrained(Path(sd_path) / "tokenizer"),
-                CLIPTextModel.from_pretrained(Path(sd_path) / "text_encoder").eval(),
-            )
-        elif kind != "random":
-            raise InputError(f"unknown text_encoder {kind!r}: precomputed | clip | random")
-
-    def _one(self, text: str) -> torch.Tensor:
-        if text in self._cache:
-            return self._cache[text]
-        if self.kind == "random":
-            generator = torch.Generator().manual_seed(zlib.crc32(text.encode("utf-8")))
-            value = torch.randn(77, self.dim, generator=generator)
-        elif self.kind == "precomputed":
-            if text in self._table:
-                value = self._table[text]
-            elif text == "":
-                value = torch.zeros(77, self.dim)
-            else:
-                raise KeyError(f"class text {text!r} not in the precomputed text encodings")
-        else:
-            tokenizer, model = self._clip
-            ids = tokenizer(
-                [text], padding="max_length", max_length=77, truncation=True, return_tensors="pt"
-            ).input_ids
-            with torch.no_grad():
-                value = model(ids)[0][0].float()
-        self._cache[text] = value
-        return value
-
-    def __call__(self, texts: Sequence[str]) -> torch.Tensor:
-        """``(len(texts), 77, D)`` float32 on the CPU."""
-        return torch.stack([self._one(t) for t in texts])
-
-
-# ---------------------------------------------------------------------------------- models
-
-
-@dataclass
-class TrainModels:
-    """The pieces of one training run: trainable ``unet``, frozen ``vae`` and
-    ``audio_encoder``, the DDPM ``noise_scheduler`` and the ``text`` embedder."""
-
-    unet: AudioUNet3DConditionModel
-    vae: torch.nn.Module
-    audio_encoder: ImageBindSegmaskAudioEncoder
-    noise_scheduler: object
-    text: TextEmbedder
-
-
-def _noise_scheduler(cfg: TrainConfig):
-    from diffusers import DDPMScheduler
-
-    return DDPMScheduler(
-        num_train_timesteps=cfg.num_train_timesteps,
-        beta_start=cfg.beta_start,
-        beta_end=cfg.beta_end,
-        beta_schedule=cfg.beta_schedule,
-        prediction_type=cfg.prediction_type,
-        clip_sample=False,
-        steps_offset=1,
-    )
-
-
-def _resolve_weight(cfg: TrainConfig, name: str) -> Path:
-    from avsync_bench.weights.store import WeightStore
-
-    return WeightStore(cfg.weights_dir).resolve(name).path
-
-
-def build_models(cfg: TrainConfig) -> TrainModels:
-    """Build the models of ``cfg.model_kind``.
-
-    ``tiny``: ``unet_config``/``vae_config`` (the golden tiny configs) with the deterministic
-    weight rule (:func:`avsync_bench.weights.rule.apply_rule`), then the zero-initialised
-    ``conv_temp``/``attn_temp`` output weights restored as in a fresh model so that training
-    starts from the identity residuals; audio encoder ``TINY_AUDIO_CONFIG`` with rule weights and
-    a default ``final_layer_norm``. ``sd15``: ``AudioUNet3DConditionModel.from_pretrained_2d`` and
-    ``AutoencoderKL`` from the SD-1.5 folder (``pretrained_sd`` or weights ``stable_diffusion_v1_5``),
-    ImageBind-huge's audio trunk from ``imagebind_checkpoint`` (or weights ``imagebind_huge``).
-
-    The UNet's non-``_temp``/``_audio`` parameters are frozen; the VAE and the audio encoder are
-    frozen entirely (float32 here; :func:`train` casts them for mixed precision).
-    """
-    from diffusers import AutoencoderKL
-
-    from avsync_bench.weights.rule import apply_rule
-
-    if cfg.model_kind == "tiny":
-        if cfg.unet_config is None or cfg.vae_config is None:
-            raise InputError("model_kind 'tiny' needs model.unet_config and model.vae_config")
-        unet = AudioUNet3DConditionModel(**cfg.unet_config)
-        fresh = {
-            k: v.clone()
-            for k, v in unet.state_dict().items()
-            if "_temp" in k and v.is_floating_point() and not v.any()
-        }
-        apply_rule(unet)
-        unet.load_state_dict(fresh, strict=False)  # keep the zero-initialised temporal outputs
-        vae = apply_rule(AutoencoderKL(**cfg.vae_config))
-        audio_config = cfg.audio_encoder_config or "tiny"
-        if isinstance(audio_config, str):
-            audio_config = {"tiny": TINY_AUDIO_CONFIG, "huge": IMAGEBIND_HUGE_AUDIO_CONFIG}[
-                audio_config
-            ]
-        audio_encoder = apply_rule(ImageBindSegmaskAudioEncoder(**audio_config))
-        audio_encoder.final_layer_norm.reset_parameters()
-        sd_path = cfg.pretrained_sd
-    elif cfg.model_kind == "sd15":
-        sd_path = cfg.pretrained_sd or _resolve_weight(cfg, "stable_diffusion_v1_5")
-        unet = AudioUNet3DConditionModel.from_pretrained_2d(
-            sd_path, subfolder="unet", config_overrides=cfg.unet_config
-        )
-        vae = AutoencoderKL.from_pretrained(sd_path, subfolder="vae")
-        imagebind = cfg.imagebind_checkpoint or _resolve_weight(cfg, "imagebind_huge")
-        audio_encoder = ImageBindSegmaskAudioEncoder.from_imagebind_checkpoint(imagebind)
-    else:
-        raise InputError(f"unknown model_kind {cfg.model_kind!r}: sd15 | tiny")
-    unet.freeze_non_trainable()
-    unet.train()
-    vae.requires_grad_(False).eval()
-    audio_encoder.requires_grad_(False)
-    audio_encoder.train(cfg.audio_encoder_train_mode)  # official quirk: drop-path active
-    text = TextEmbedder(
-        cfg.text_encoder, unet.config.cross_attention_dim, cfg.text_embeddings, sd_path
-    )
-    return TrainModels(unet, vae, audio_encoder, _noise_scheduler(cfg), text)
 
 
 # ---------------------------------------------------------------------------------- loss
@@ -437,47 +163,6 @@ def diffusion_loss(
     return F.mse_loss(prediction[:, :, first:].float(), target[:, :, first:].float())
 
 
-# ---------------------------------------------------------------------------------- state
-
-
-class TrainState:
-    """Checkpointed loop state (``accelerator.register_for_checkpointing``): the optimizer
-    ``step`` and the process' noise/dropout/timestep ``generator`` state."""
-
-    def __init__(self, generator: torch.Generator) -> None:
-        self.step = 0
-        self.generator = generator
-
-    def state_dict(self) -> dict:
-        return {"step": self.step, "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.step = int(state["step"])
-        self.generator.set_state(state["generator"].cpu())
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The ``checkpoint-N`` folder with the largest N that has finished saving, or None."""
-    found = []
-    for path in Path(output_dir).glob("checkpoint-*"):
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and (path / "train_state.json").is_file():
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
-
-
-def _prune(output_dir: Path, limit: int | None) -> None:
-    if not limit:
-        return
-    done = sorted(
-        (int(p.name.split("-")[1]), p)
-        for p in output_dir.glob("checkpoint-*")
-        if re.fullmatch(r"checkpoint-\d+", p.name)
-    )
-    for _, path in done[: max(len(done) - limit, 0)]:
-        shutil.rmtree(path, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------------- loop
 
 
@@ -498,11 +183,9 @@ def train(
     """
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-    from torch.utils.data import DataLoader
 
     from avsync_bench.datasets import load_split, resolve_root
-    from reference_model.train_data import TrainClipDataset, TrainSampleSampler, collate
+    from reference_model.train_data import TrainClipDataset, collate
 
     max_steps = cfg.max_train_steps if max_steps is None else max_steps
     output_dir = Path(cfg.output_dir)
@@ -525,32 +208,14 @@ def train(
             frozen.to(dtype=weight_dtype)
 
     params = [p for _, p in unet.trainable_named_parameters()]
-    optimizer = torch.optim.AdamW(
-        params,
-        lr=cfg.learning_rate,
-        betas=(cfg.adam_beta1, cfg.adam_beta2),
-        weight_decay=cfg.adam_weight_decay,
-        eps=cfg.adam_epsilon,
-    )
-    lr_scheduler = get_scheduler(
-        cfg.lr_scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-        num_training_steps=max(max_steps, 1) * accelerator.num_processes,
-    )
+    optimizer, lr_scheduler = make_optimizer(params, cfg, accelerator.num_processes, max_steps)
     unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
     generator = torch.Generator(device=accelerator.device)
     generator.manual_seed(cfg.seed * 7919 + accelerator.process_index)
     state = TrainState(generator)
     accelerator.register_for_checkpointing(state)
-
     if resume:
-        checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
-            log(f"no checkpoint in {output_dir}; starting from step 0")
-        else:
-            accelerator.load_state(str(checkpoint))
-            log(f"resumed from {checkpoint} at step {state.step}")
+        resume_latest(accelerator, output_dir, state, log)
 
     if videos is None:
         root = resolve_root(cfg.dataset, cfg.data_root)
@@ -558,34 +223,21 @@ def train(
     dataset = TrainClipDataset(
         videos, cfg.clip_spec, ProtocolMode(cfg.clip_mode), cfg.seed, cfg.random_flip
     )
-    sampler = TrainSampleSampler(
-        len(dataset),
-        cfg.batch_size,
-        cfg.seed,
-        accelerator.process_index,
-        accelerator.num_processes,
-        start_micro_batch=state.step * cfg.gradient_accumulation_steps,
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        collate_fn=collate,
-        num_workers=cfg.num_workers,
-        generator=torch.Generator(),  # keep the global RNG untouched by the loader
-        persistent_workers=False,
-    )
+    loader = resumable_loader(dataset, cfg, accelerator, state, collate)
 
     global_batch = cfg.batch_size * accelerator.num_processes * cfg.gradient_accumulation_steps
-    log_path = output_dir / "train_log.jsonl"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
-    losses: list[dict] = []
-    micro_losses: list[torch.Tensor] = []
-    step_times: list[float] = []
-    tick = time.perf_counter()
+    steps = StepLog(output_dir / "train_log.jsonl", global_batch, "samples_per_s")
+
+    def save_modules(checkpoint: Path) -> None:  # the official layout, safetensors
+        accelerator.unwrap_model(unet).save_pretrained(
+            checkpoint / "modules" / "unet", safe_serialization=True
+        )
+
     batches = iter(loader)
+    steps.pause()
     while state.step < max_steps:
         batch = next(batches)
         with accelerator.accumulate(unet):
@@ -599,61 +251,29 @@ def train(
                 loss_on_first_frame=cfg.loss_on_first_frame,
                 generator=generator,
             )
-            accelerator.backward(loss)
-            if accelerator.sync_gradients and cfg.max_grad_norm:
-                accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        micro_losses.append(loss.detach())
+            optimizer_step(accelerator, loss, params, optimizer, lr_scheduler, cfg.max_grad_norm)
+        steps.add_micro({"loss": loss})
         if not accelerator.sync_gradients:
             continue
         state.step += 1
-        mean_loss = accelerator.reduce(torch.stack(micro_losses).mean(), reduction="mean").item()
-        micro_losses = []
-        now = time.perf_counter()
-        step_time, tick = now - tick, now
-        step_times.append(step_time)
-        record = {
-            "step": state.step,
-            "loss": mean_loss,
-            "lr": lr_scheduler.get_last_lr()[0],
-            "s_per_step": round(step_time, 4),
-            "samples_per_s": round(global_batch / step_time, 3),
-        }
-        losses.append(record)
-        if accelerator.is_main_process:
-            with log_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if state.step % cfg.log_every == 0 or state.step == max_steps or state.step == 1:
-                log(
-                    f"step {state.step}/{max_steps} loss {mean_loss:.5f} lr {record['lr']:.2e} "
-                    f"{record['s_per_step']:.3f} s/step {record['samples_per_s']:.2f} samples/s"
-                )
+        record = steps.end_step(accelerator, state.step, lr_scheduler.get_last_lr()[0])
+        if accelerator.is_main_process and (
+            state.step % cfg.log_every == 0 or state.step in (1, max_steps)
+        ):
+            log(
+                f"step {state.step}/{max_steps} loss {record['loss']:.5f} lr {record['lr']:.2e} "
+                f"{record['s_per_step']:.3f} s/step {record['samples_per_s']:.2f} samples/s"
+            )
         if state.step % cfg.checkpointing_steps == 0 or state.step == max_steps:
-            _save_checkpoint(accelerator, unet, state.step, output_dir, cfg)
-            tick = time.perf_counter()  # checkpoint time is not step time
+            save_checkpoint(
+                accelerator, output_dir, state.step, save_modules, cfg.checkpoints_total_limit
+            )
+            steps.pause()
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    timed = step_times[1:] or step_times
     return {
         "step": state.step,
-        "losses": losses,
-        "s_per_step": sum(timed) / len(timed) if timed else math.nan,
+        "losses": steps.records,
+        "s_per_step": steps.s_per_step,
         "output_dir": str(output_dir),
     }
-
-
-def _save_checkpoint(accelerator, unet, step: int, output_dir: Path, cfg: TrainConfig) -> Path:
-    """``checkpoint-<step>/``: accelerate state + ``modules/unet`` (official layout)."""
-    path = output_dir / f"checkpoint-{step}"
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(unet).save_pretrained(
-            path / "modules" / "unet", safe_serialization=True
-        )
-        (path / "train_state.json").write_text(json.dumps({"step": step}))  # written last
-        _prune(output_dir, cfg.checkpoints_total_limit)
-    accelerator.wait_for_everyone()
-    return path

@@ -21,9 +21,7 @@ logged once (console and ``train_log.jsonl``) and counted in the summary.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,27 +114,11 @@ def load_config(path: str | Path, **overrides) -> ClassifierTrainConfig:
     A bare name (``vggss``, ``tiny-cpu``) is looked up in :data:`CONFIG_DIR`.
 
     Raises:
-        ValueError: missing file, unknown section or key.
+        OptionError: missing file, unknown section, key or override.
     """
-    path = Path(path)
-    if not path.is_file():
-        candidate = CONFIG_DIR / (path.name if path.suffix else f"{path.name}.yaml")
-        if not candidate.is_file():
-            bundled = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
-            raise OptionError(f"config {path} not found (bundled configs: {', '.join(bundled)})")
-        path = candidate
-    raw = yaml.safe_load(path.read_text()) or {}
-    names = {f.name for f in dataclasses.fields(ClassifierTrainConfig)}
-    flat: dict = {}
-    for section, values in raw.items():
-        if section not in SECTIONS or not isinstance(values, dict):
-            raise OptionError(f"{path}: unknown section {section!r}; expected one of {SECTIONS}")
-        for key, value in values.items():
-            if key not in names:
-                raise OptionError(f"{path}: unknown key {section}.{key}")
-            flat[key] = value
-    flat.update({k: v for k, v in overrides.items() if v is not None})
-    return ClassifierTrainConfig(**flat)
+    from avsync_bench.training_loop import load_sectioned_config
+
+    return load_sectioned_config(path, ClassifierTrainConfig, CONFIG_DIR, SECTIONS, overrides)
 
 
 def build_classifier(cfg: ClassifierTrainConfig):
@@ -228,12 +210,17 @@ def train(
     """
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration, set_seed
-    from diffusers.optimization import get_scheduler
-    from torch.utils.data import DataLoader
 
     from avsync_bench.classifier.data import list_videos
-    from reference_model.train_data import TrainSampleSampler
-    from reference_model.training import TrainState, latest_checkpoint
+    from avsync_bench.training_loop import (
+        StepLog,
+        TrainState,
+        make_optimizer,
+        optimizer_step,
+        resumable_loader,
+        resume_latest,
+        save_checkpoint,
+    )
 
     max_steps = cfg.max_train_steps if max_steps is None else max_steps
     output_dir = Path(cfg.output_dir)
@@ -244,67 +231,35 @@ def train(
     )
     set_seed(cfg.seed)
     model = SyncContrastiveModel(build_classifier(cfg))
-    optimizer = torch.optim.AdamW(
-        model.parameters(),
-        lr=cfg.learning_rate,
-        betas=(cfg.adam_beta1, cfg.adam_beta2),
-        weight_decay=cfg.adam_weight_decay,
-        eps=cfg.adam_epsilon,
-    )
-    lr_scheduler = get_scheduler(
-        cfg.lr_scheduler,
-        optimizer=optimizer,
-        num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
-        # the horizon of a decaying schedule is the config's, so a run stopped early by
-        # ``max_steps`` and resumed later follows the same LR curve as an uninterrupted one
-        num_training_steps=max(cfg.max_train_steps, max_steps, 1) * accelerator.num_processes,
+    optimizer, lr_scheduler = make_optimizer(
+        model.parameters(), cfg, accelerator.num_processes, max_steps
     )
     model, optimizer, lr_scheduler = accelerator.prepare(model, optimizer, lr_scheduler)
     state = TrainState(torch.Generator())
     accelerator.register_for_checkpointing(state)
     if resume:
-        checkpoint = latest_checkpoint(output_dir)
-        if checkpoint is None:
-            log(f"no checkpoint in {output_dir}; starting from step 0")
-        else:
-            accelerator.load_state(str(checkpoint))
-            log(f"resumed from {checkpoint} at step {state.step}")
+        resume_latest(accelerator, output_dir, state, log)
 
     if videos is None:
         videos = list_videos(cfg.dataset, cfg.data_root, cfg.split)
     dataset = TrainClipsDataset(
         videos, cfg.data_spec, cfg.seed, cfg.random_flip, cache_videos=cfg.cache_videos
     )
-    sampler = TrainSampleSampler(
-        len(dataset),
-        cfg.batch_size,
-        cfg.seed,
-        accelerator.process_index,
-        accelerator.num_processes,
-        start_micro_batch=state.step * cfg.gradient_accumulation_steps,
-    )
-    loader = DataLoader(
-        dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        collate_fn=collate_clips,
-        num_workers=cfg.num_workers,
-        generator=torch.Generator(),
-    )
-    log_path = output_dir / "train_log.jsonl"
+    loader = resumable_loader(dataset, cfg, accelerator, state, collate_clips)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         (output_dir / "train_config.yaml").write_text(yaml.safe_dump(dataclasses.asdict(cfg)))
+    clips_per_step = (
+        cfg.batch_size * cfg.num_clips * accelerator.num_processes * cfg.gradient_accumulation_steps
+    )
+    steps = StepLog(output_dir / "train_log.jsonl", clips_per_step, "clips_per_s", digits=6)
     excluded: dict[str, str] = {}
 
     def exclude(rel: str, reason: str) -> None:
-        if rel in excluded:
-            return
-        excluded[rel] = reason
-        log(f"excluded {rel}: {reason}")
-        if accelerator.is_main_process:
-            with log_path.open("a") as handle:
-                handle.write(json.dumps({"excluded": rel, "reason": reason}) + "\n")
+        if rel not in excluded:
+            excluded[rel] = reason
+            log(f"excluded {rel}: {reason}")
+            steps.write({"excluded": rel, "reason": reason}, accelerator.is_main_process)
 
     for index, reason in dataset.scan().items():
         exclude(videos[index].rel, reason)
@@ -312,15 +267,13 @@ def train(
         f"{len(videos) - len(excluded)} of {len(videos)} listed videos usable; "
         f"{len(excluded)} unusable (listed above, replaced by the next usable one)"
     )
-    clips_per_step = (
-        cfg.batch_size * cfg.num_clips * accelerator.num_processes * cfg.gradient_accumulation_steps
-    )
-    records: list[dict] = []
-    micro: list[dict] = []
-    step_times: list[float] = []
-    tick = time.perf_counter()
+
+    def save_modules(checkpoint: Path) -> None:  # the official layout
+        accelerator.unwrap_model(model).classifier.save_pretrained(checkpoint / "modules")
+
     batches = iter(loader)
     model.train()
+    steps.pause()
     while state.step < max_steps:
         batch = next(batches)
         for rel, reason in batch["substituted"]:  # found only by decoding
@@ -330,80 +283,43 @@ def train(
                 batch["mels"].to(accelerator.device), batch["frames"].to(accelerator.device)
             )
             out = contrastive_loss(phi, cfg.tau)
-            accelerator.backward(out["loss"])
-            if accelerator.sync_gradients and cfg.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            lr_scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-        micro.append({k: v.detach() for k, v in out.items()})
+            optimizer_step(
+                accelerator,
+                out["loss"],
+                model.parameters(),
+                optimizer,
+                lr_scheduler,
+                cfg.max_grad_norm,
+            )
+        steps.add_micro(out)
         if not accelerator.sync_gradients:
             continue
         state.step += 1
-        means = {
-            k: accelerator.reduce(
-                torch.stack([m[k] for m in micro]).mean(), reduction="mean"
-            ).item()
-            for k in micro[0]
-        }
-        micro = []
-        now = time.perf_counter()
-        step_time, tick = now - tick, now
-        step_times.append(step_time)
-        record = {
-            "step": state.step,
-            **{k: round(v, 6) for k, v in means.items()},
-            "lr": lr_scheduler.get_last_lr()[0],
-            "s_per_step": round(step_time, 4),
-            "clips_per_s": round(clips_per_step / step_time, 3),
-        }
-        records.append(record)
-        if accelerator.is_main_process:
-            with log_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if state.step % cfg.log_every == 0 or state.step in (1, max_steps):
-                log(
-                    f"step {state.step}/{max_steps} loss {record['loss']:.4f} "
-                    f"(a→v {record['av_loss']:.4f}, v→a {record['va_loss']:.4f}) "
-                    f"acc {record['av_acc']:.3f}/{record['va_acc']:.3f} lr {record['lr']:.2e} "
-                    f"{record['s_per_step']:.2f} s/step {record['clips_per_s']:.1f} clips/s"
-                )
+        record = steps.end_step(accelerator, state.step, lr_scheduler.get_last_lr()[0])
+        if accelerator.is_main_process and (
+            state.step % cfg.log_every == 0 or state.step in (1, max_steps)
+        ):
+            log(
+                f"step {state.step}/{max_steps} loss {record['loss']:.4f} "
+                f"(a→v {record['av_loss']:.4f}, v→a {record['va_loss']:.4f}) "
+                f"acc {record['av_acc']:.3f}/{record['va_acc']:.3f} lr {record['lr']:.2e} "
+                f"{record['s_per_step']:.2f} s/step {record['clips_per_s']:.1f} clips/s"
+            )
         if state.step % cfg.checkpointing_steps == 0 or state.step == max_steps:
-            _save_checkpoint(accelerator, model, state.step, output_dir, cfg)
-            tick = time.perf_counter()
+            save_checkpoint(
+                accelerator, output_dir, state.step, save_modules, cfg.checkpoints_total_limit
+            )
+            steps.pause()
     accelerator.wait_for_everyone()
     accelerator.end_training()
-    timed = step_times[1:] or step_times
-    s_per_step = sum(timed) / len(timed) if timed else math.nan
+    s_per_step = steps.s_per_step
     return {
         "step": state.step,
-        "records": records,
+        "records": steps.records,
         "s_per_step": s_per_step,
-        "clips_per_s": clips_per_step / s_per_step if timed else math.nan,
+        "clips_per_s": clips_per_step / s_per_step if steps.step_times else math.nan,
         "excluded": excluded,
         "n_listed": len(videos),
         "output_dir": str(output_dir),
         "classifier": accelerator.unwrap_model(model).classifier,
     }
-
-
-def _save_checkpoint(accelerator, model, step: int, output_dir: Path, cfg) -> Path:
-    """``checkpoint-<step>/``: accelerate state + ``modules/`` (official layout)."""
-    import shutil
-
-    path = output_dir / f"checkpoint-{step}"
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(path))
-    if accelerator.is_main_process:
-        accelerator.unwrap_model(model).classifier.save_pretrained(path / "modules")
-        (path / "train_state.json").write_text(json.dumps({"step": step}))  # written last
-        if cfg.checkpoints_total_limit:
-            done = sorted(
-                (int(p.name.split("-")[1]), p)
-                for p in output_dir.glob("checkpoint-*")
-                if p.name.split("-")[1].isdigit()
-            )
-            for _, old in done[: max(len(done) - cfg.checkpoints_total_limit, 0)]:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()
-    return path
