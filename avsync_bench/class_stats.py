@@ -23,16 +23,17 @@ from collections.abc import Callable
 
 import numpy as np
 
-from avsync_bench.stats import (
+from avsync_bench.resampling import (
     DEFAULT_LEVEL,
     DEFAULT_SEED,
-    RunData,
-    _interval,
-    _Moments,
+    FeatureMoments,
+    frechet_boot,
     frechet_cholesky,
     frechet_from_factors,
+    percentile_interval,
     resample_weights,
 )
+from avsync_bench.run_data import RunData
 
 __all__ = ["frechet_lowrank", "per_class_intervals", "paired_per_class", "class_frechet_plan"]
 
@@ -54,7 +55,7 @@ def frechet_lowrank(gt: np.ndarray, gen: np.ndarray, weights: np.ndarray | None 
         ValueError: fewer than 2 samples on a side.
     """
     weights = np.ones(len(gt)) if weights is None else np.asarray(weights)
-    gt_moments, gen_moments = _Moments(gt), _Moments(gen)
+    gt_moments, gen_moments = FeatureMoments(gt), FeatureMoments(gen)
     mu1, a1, n1 = gt_moments.factor(weights)
     mu2, a2, n2 = gen_moments.factor(weights)
     if a1.shape[0] > gt_moments.dim or a2.shape[0] > gen_moments.dim:
@@ -62,15 +63,10 @@ def frechet_lowrank(gt: np.ndarray, gen: np.ndarray, weights: np.ndarray | None 
     return frechet_from_factors(mu1, a1, n1, mu2, a2, n2)
 
 
-def _frechet_boot(gt, gen, weights: np.ndarray, tick) -> np.ndarray:
-    out = np.full(len(weights), np.nan)
-    for b, w in enumerate(weights):
-        try:
-            out[b] = frechet_lowrank(gt, gen, w)
-        except (ValueError, np.linalg.LinAlgError):
-            pass
-        tick(1)
-    return out
+def _frechet_boot(gt: np.ndarray, gen: np.ndarray, weights: np.ndarray, tick) -> np.ndarray:
+    """(B,) Fréchet distances of one class's resamples (NaN where one fails), by the routes of
+    :func:`avsync_bench.resampling.frechet_boot` (moments computed once per class)."""
+    return frechet_boot(FeatureMoments(gt), FeatureMoments(gen), weights, tick)
 
 
 def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
@@ -134,14 +130,14 @@ def per_class_intervals(
                 row["value"] = float(values.mean())
                 if np.isfinite(values).all():
                     boot = weights @ values / weights.sum(axis=1)
-                    row["low"], row["high"] = _interval(boot, level)
+                    row["low"], row["high"] = percentile_interval(boot, level)
                     row["n_resamples"] = len(boot)
             elif mask.sum() >= 2:
                 gt, gen = (f[mask] for f in run.features[key])
                 row["value"] = frechet_lowrank(gt, gen)
                 tick(1)
                 boot = _frechet_boot(gt, gen, weights[:n_frechet], tick)
-                row["low"], row["high"] = _interval(boot, level)
+                row["low"], row["high"] = percentile_interval(boot, level)
                 row["n_resamples"] = len(boot)
             else:
                 tick(n_frechet + 1)
@@ -187,7 +183,7 @@ def paired_per_class(
                 delta = va - vb
                 if np.isfinite(delta).all():
                     boot = weights @ delta / weights.sum(axis=1)
-                    row["low"], row["high"] = _interval(boot, level)
+                    row["low"], row["high"] = percentile_interval(boot, level)
             elif mask.sum() >= 2:
                 fa = [f[mask] for f in a.features[key]]
                 fb = [f[mask] for f in b.features[key]]
@@ -197,7 +193,7 @@ def paired_per_class(
                 boot = _frechet_boot(*fa, weights[:n_frechet], tick) - _frechet_boot(
                     *fb, weights[:n_frechet], tick
                 )
-                row["low"], row["high"] = _interval(boot, level)
+                row["low"], row["high"] = percentile_interval(boot, level)
             else:
                 tick(2 * (n_frechet + 1))
             out[name][key] = row

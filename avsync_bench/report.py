@@ -158,7 +158,7 @@ def frechet_plan(
         dim, rows = gt.shape[-1], gt.size // gt.shape[-1]
         n = sides * (n_frechet + 1)
         count += n
-        if rows <= dim:  # resamples take the sample-space route (stats._frechet_boot)
+        if rows <= dim:  # resamples take the sample-space route (resampling.frechet_boot)
             frechet_lowrank(gt, gen)  # warm-up
             began = time.perf_counter()
             frechet_lowrank(gt, gen)

@@ -39,18 +39,27 @@ both sides and largely cancels.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avsync_bench.errors import InputError
-from avsync_bench.featurefile import frechet_features
 from avsync_bench.metrics.distribution import SMALL_SET_CLIPS, MetricValue, fid, fvd
-from avsync_bench.metrics.frechet import frechet_from_stats
-from avsync_bench.results import FEATURES_FILE, FRECHET_FEATURES, load_results
+from avsync_bench.resampling import (
+    DEFAULT_LEVEL,
+    DEFAULT_SEED,
+    FeatureMoments,
+    frechet_boot,
+    frechet_cholesky,
+    frechet_from_factors,
+    percentile_interval,
+    resample_weights,
+    video_groups,
+    weighted_gaussian_stats,
+)
+from avsync_bench.results import FEATURES_FILE
+from avsync_bench.run_data import RunData, load_run, resolve_results_path
 
 __all__ = [
     "DEFAULT_RESAMPLES",
@@ -74,8 +83,6 @@ DEFAULT_RESAMPLES = 1000
 """Bootstrap resamples for the per-clip metrics (IA, IT, RelSync, AlignSync, AV-Align)."""
 DEFAULT_FRECHET_RESAMPLES = 200
 """Bootstrap resamples for FID / FVD (the first ones of the same resample sequence)."""
-DEFAULT_SEED = 0
-DEFAULT_LEVEL = 0.95
 
 METHOD = (
     "percentile bootstrap over test videos (videos drawn with replacement, each video's clips "
@@ -88,270 +95,6 @@ _FRECHET_METRICS = {"fid": fid, "fvd": fvd}
 
 def _no_progress(_label: str, _total: int) -> Callable[[int], None]:
     return lambda _n: None
-
-
-# ---------------------------------------------------------------------------------------------
-# Loading a results folder
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunData:
-    """One scoring run as read back from its results folder.
-
-    Attributes:
-        folder: the results folder. results: ``results.json`` as a dict.
-        clips, videos, classes: (N,) str arrays, one entry per scored clip (evaluation order).
-        per_clip: metric key → (N,) float64 raw per-clip values (from ``per_clip.csv``).
-        features: ``"fid"`` / ``"fvd"`` → (gt, gen) per-clip features, (N, 11, 2048) / (N, 400)
-            (from ``features.npz``); absent when the run did not save them.
-        notes: what is missing and therefore has no interval.
-    """
-
-    folder: Path
-    results: dict
-    clips: np.ndarray
-    videos: np.ndarray
-    classes: np.ndarray
-    per_clip: dict[str, np.ndarray] = field(default_factory=dict)
-    features: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return str(self.folder)
-
-
-def resolve_results_path(path: str | Path) -> Path:
-    """``results.json`` given itself or its folder.
-
-    Raises:
-        ValueError: no ``results.json`` there.
-    """
-    path = Path(path)
-    json_path = path / "results.json" if path.is_dir() else path
-    if not json_path.is_file():
-        raise InputError(f"{path}: no results.json (give a results folder or a results.json path)")
-    return json_path
-
-
-def load_run(path: str | Path) -> RunData:
-    """Read ``results.json`` with the ``per_clip.csv`` and ``features.npz`` beside it.
-
-    Raises:
-        ValueError: not a results file, neither per-clip file present, or the two per-clip files
-            list different clips (written by different runs).
-    """
-    json_path = resolve_results_path(path)
-    folder = json_path.parent
-    results = load_results(json_path)
-    csv_path, npz_path = folder / "per_clip.csv", folder / FEATURES_FILE
-    identity = None
-    per_clip: dict[str, np.ndarray] = {}
-    notes = []
-    if csv_path.is_file():
-        with csv_path.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-        identity = (
-            np.array([r["clip"] for r in rows], dtype=str),
-            np.array([r["video"] for r in rows], dtype=str),
-            np.array([r["class"] for r in rows], dtype=str),
-        )
-        columns = rows[0].keys() if rows else []
-        for key in results["metrics"]:
-            if key not in FRECHET_FEATURES and key in columns:
-                per_clip[key] = np.array([float(r[key]) for r in rows], dtype=np.float64)
-    else:
-        notes.append(f"{csv_path} absent: no intervals for the per-clip metrics")
-    features: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    if npz_path.is_file():
-        with np.load(npz_path, allow_pickle=False) as data:
-            npz_identity = (data["clip"], data["video"], data["class"])
-            if identity is not None and not np.array_equal(identity[0], npz_identity[0]):
-                raise InputError(
-                    f"{npz_path} and {csv_path} list different clips (written by different runs?)"
-                )
-            identity = identity or npz_identity
-            features.update(frechet_features(data, results["metrics"]))
-    missing = [k.upper() for k in FRECHET_FEATURES if k in results["metrics"] and k not in features]
-    if missing:
-        notes.append(f"{npz_path} absent or without {'/'.join(missing)}: no interval for them")
-    if identity is None:
-        raise InputError(f"{folder}: neither per_clip.csv nor {FEATURES_FILE} beside results.json")
-    return RunData(folder, results, *identity, per_clip=per_clip, features=features, notes=notes)
-
-
-# ---------------------------------------------------------------------------------------------
-# Resampling
-# ---------------------------------------------------------------------------------------------
-
-
-def video_groups(videos: np.ndarray) -> tuple[np.ndarray, int]:
-    """(N,) group index of each clip's video (sorted video names → 0..V−1) and V."""
-    names, inverse = np.unique(np.asarray(videos, dtype=str), return_inverse=True)
-    return inverse.reshape(-1), len(names)
-
-
-def resample_weights(videos: np.ndarray, n_resamples: int, seed: int = DEFAULT_SEED) -> np.ndarray:
-    """(B, N) int64 clip multiplicities of ``n_resamples`` video-level bootstrap resamples.
-
-    Each resample draws V of the V test videos with replacement; a clip's weight is the number
-    of times its video was drawn, so the clips of one video always share one weight.
-    """
-    group, n_videos = video_groups(videos)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_videos, size=(n_resamples, n_videos))
-    flat = draws + n_videos * np.arange(n_resamples)[:, None]
-    counts = np.bincount(flat.ravel(), minlength=n_resamples * n_videos)
-    return counts.reshape(n_resamples, n_videos)[:, group]
-
-
-class _Moments:
-    """Per-clip moments of one side's features for weighted Gaussian statistics.
-
-    Args:
-        features: (N, F, d) (F samples per clip: FID's 11 frames) or (N, d) (FVD).
-    """
-
-    def __init__(self, features: np.ndarray):
-        x = np.asarray(features, dtype=np.float64)
-        x = x.reshape(len(x), -1, x.shape[-1])
-        self.frames, self.dim = x.shape[1], x.shape[2]
-        self.center = x.reshape(-1, self.dim).mean(axis=0)  # centring keeps Σ w x xᵀ accurate
-        self.x = x - self.center
-        self.sums = self.x.sum(axis=1)  # (N, d) per-clip sums
-
-    def stats(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (d,) and unbiased covariance (d, d) of the set where clip i appears w_i times."""
-        weights = np.asarray(weights, dtype=np.float64)
-        n = weights.sum() * self.frames
-        if n < 2:
-            raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
-        drawn = np.flatnonzero(weights)
-        mean = weights[drawn] @ self.sums[drawn] / n
-        rows = self.x[drawn] * np.sqrt(weights[drawn])[:, None, None]
-        rows = rows.reshape(-1, self.dim)
-        second = rows.T @ rows  # Σ_i w_i Σ_f x xᵀ (one symmetric product)
-        cov = (second - n * np.outer(mean, mean)) / (n - 1)
-        return self.center + mean, cov
-
-    def factor(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Mean (d,), rows A (r, d) with Σ = AᵀA / (n − 1), and n, for clip weights ``weights``.
-
-        A's rows are √w_i (x_if − μ) for the r = (drawn clips) × F frames: the covariance's
-        factor, never formed as a d × d matrix.
-        """
-        weights = np.asarray(weights, dtype=np.float64)
-        n = weights.sum() * self.frames
-        if n < 2:
-            raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
-        drawn = np.flatnonzero(weights)
-        mean = weights[drawn] @ self.sums[drawn] / n
-        rows = (self.x[drawn] - mean) * np.sqrt(weights[drawn])[:, None, None]
-        return self.center + mean, rows.reshape(-1, self.dim), n
-
-
-def weighted_gaussian_stats(
-    features: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean (d,) and unbiased covariance (d, d), float64, of the feature set in which clip i
-    (``features[i]``: (F, d) or (d,)) appears ``weights[i]`` times; equals
-    :func:`avsync_bench.metrics.frechet.gaussian_stats` of the explicitly repeated set."""
-    return _Moments(features).stats(weights)
-
-
-def _interval(boot: np.ndarray, level: float) -> tuple[float | None, float | None]:
-    finite = boot[np.isfinite(boot)]
-    if not finite.size:
-        return None, None
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(finite, [tail, 100.0 - tail])
-    return float(low), float(high)
-
-
-def frechet_cholesky(
-    mu1: np.ndarray,
-    sigma1: np.ndarray,
-    mu2: np.ndarray,
-    sigma2: np.ndarray,
-    factor: np.ndarray | bool | None = None,
-) -> float:
-    """:func:`~avsync_bench.metrics.frechet.frechet_from_stats` by a faster route when Σ1 is
-    positive definite: with Σ1 = L Lᵀ (Cholesky), Σ1Σ2 is similar to the symmetric PSD matrix
-    Lᵀ Σ2 L, so tr √(Σ1Σ2) = Σ √λᵢ(Lᵀ Σ2 L): one Cholesky factorisation and one
-    eigenvalues-only decomposition instead of a full eigen-decomposition plus one (≈ 2× faster
-    at 2048-d; equal to 1e-9 relative, tested). Falls back to ``frechet_from_stats`` (same
-    value, same fallbacks and errors) when Σ1 is not numerically positive definite (fewer
-    distinct samples than dimensions) or an eigenvalue is clearly negative. ``factor``: Σ1's
-    Cholesky factor when already computed (``False``: known not to exist), shared by several
-    Σ2 (the paired bootstrap's two runs share the GT side).
-    """
-    if factor is None:
-        factor = _cholesky_or_none(sigma1)
-    if factor is False:
-        return frechet_from_stats(mu1, sigma1, mu2, sigma2)
-    inner = factor.T @ sigma2 @ factor
-    eigenvalues = np.linalg.eigvalsh((inner + inner.T) / 2.0)
-    if not np.isfinite(eigenvalues).all() or eigenvalues.min() < -1e-6:  # √ > 1e-3 "imaginary"
-        return frechet_from_stats(mu1, sigma1, mu2, sigma2)
-    tr_covmean = float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
-    diff = mu1 - mu2
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
-
-
-def frechet_from_factors(
-    mu1: np.ndarray, a1: np.ndarray, n1: float, mu2: np.ndarray, a2: np.ndarray, n2: float
-) -> float:
-    """The Fréchet distance when Σk = AkᵀAk / (nk − 1) with few rows (r1, r2 < d): the nonzero
-    eigenvalues of Σ1Σ2 are the squared singular values of A1A2ᵀ / √((n1−1)(n2−1)), so
-    tr √(Σ1Σ2) = Σ σᵢ(A1A2ᵀ) / √((n1−1)(n2−1)): an r1 × r2 SVD instead of d × d
-    decompositions (the "N-dimensional route"; exact, and free of the √(rounding noise) that
-    the d-dimensional route adds from the d − r zero eigenvalues)."""
-    c1, c2 = n1 - 1.0, n2 - 1.0
-    singular = np.linalg.svd(a1 @ a2.T, compute_uv=False)
-    diff = mu1 - mu2
-    trace1 = float(np.einsum("ij,ij->", a1, a1)) / c1
-    trace2 = float(np.einsum("ij,ij->", a2, a2)) / c2
-    return float(diff @ diff + trace1 + trace2 - 2.0 * singular.sum() / np.sqrt(c1 * c2))
-
-
-def _frechet_boot(
-    gt: _Moments, gen: _Moments | list[_Moments], weights: np.ndarray, tick: Callable[[int], None]
-) -> np.ndarray:
-    """(B,) Fréchet distances of the resamples (or (B, K) for K generated sides sharing one GT
-    side: the GT statistics and their factorisation are computed once per resample)."""
-    gens = gen if isinstance(gen, list) else [gen]
-    out = np.full((len(weights), len(gens)), np.nan)
-    for b, w in enumerate(weights):
-        try:
-            mu1, a1, n1 = gt.factor(w)
-        except ValueError:
-            tick(len(gens))
-            continue
-        shared = None
-        for k, side in enumerate(gens):
-            try:
-                mu2, a2, n2 = side.factor(w)
-                if len(a1) < gt.dim and len(a2) < side.dim:
-                    out[b, k] = frechet_from_factors(mu1, a1, n1, mu2, a2, n2)
-                    continue
-                if shared is None:
-                    sigma1 = a1.T @ a1 / (n1 - 1.0)
-                    shared = (sigma1, _cholesky_or_none(sigma1))
-                sigma2 = a2.T @ a2 / (n2 - 1.0)
-                out[b, k] = frechet_cholesky(mu1, shared[0], mu2, sigma2, factor=shared[1])
-            except (ValueError, np.linalg.LinAlgError):
-                pass  # counted below as a failed resample
-            finally:
-                tick(1)
-    return out if isinstance(gen, list) else out[:, 0]
-
-
-def _cholesky_or_none(sigma: np.ndarray) -> np.ndarray | bool:
-    try:
-        return np.linalg.cholesky(sigma)
-    except np.linalg.LinAlgError:
-        return False
 
 
 def _frechet_point(key: str, gt: np.ndarray, gen: np.ndarray) -> MetricValue:
@@ -422,7 +165,7 @@ def bootstrap(
             value = point.value
             warnings += point.warnings + _check_point(key, value, entry["value"], run.folder)
             tick = progress(f"bootstrap {entry.get('label', key)}", n_frechet)
-            boot = _frechet_boot(_Moments(gt), _Moments(gen), weights[:n_frechet], tick)
+            boot = frechet_boot(FeatureMoments(gt), FeatureMoments(gen), weights[:n_frechet], tick)
             failed = int((~np.isfinite(boot)).sum())
             if failed:
                 warnings.append(f"{key}: {failed} of {n_frechet} resamples failed (no covariance)")
@@ -430,7 +173,7 @@ def bootstrap(
             value = entry["value"]
         row = {"value": value, "low": None, "high": None, "n_resamples": 0, "boot_mean": None}
         if boot is not None:
-            low, high = _interval(boot, level)
+            low, high = percentile_interval(boot, level)
             row.update(low=low, high=high, n_resamples=len(boot))
             row["boot_mean"] = float(np.nanmean(boot)) if np.isfinite(boot).any() else None
             if low is not None and not low <= value <= high:
@@ -565,12 +308,16 @@ def compare(
             tick = progress(f"paired bootstrap {entry.get('label', key)}", 2 * n_frechet)
             (gt_a, gen_a), (gt_b, gen_b) = a.features[key], b.features[key]
             if np.array_equal(gt_a, gt_b):  # one GT side: its factorisation serves both runs
-                both = _frechet_boot(_Moments(gt_a), [_Moments(gen_a), _Moments(gen_b)],
+                both = frechet_boot(FeatureMoments(gt_a), [FeatureMoments(gen_a), FeatureMoments(gen_b)],
                                      weights[:n_frechet], tick)  # fmt: skip
                 boot = both[:, 0] - both[:, 1]
             else:
-                boot_a = _frechet_boot(_Moments(gt_a), _Moments(gen_a), weights[:n_frechet], tick)
-                boot_b = _frechet_boot(_Moments(gt_b), _Moments(gen_b), weights[:n_frechet], tick)
+                boot_a = frechet_boot(
+                    FeatureMoments(gt_a), FeatureMoments(gen_a), weights[:n_frechet], tick
+                )
+                boot_b = frechet_boot(
+                    FeatureMoments(gt_b), FeatureMoments(gen_b), weights[:n_frechet], tick
+                )
                 boot = boot_a - boot_b
             for name, run in (("A", a), ("B", b)):
                 point = _frechet_point(key, *run.features[key])
@@ -592,7 +339,7 @@ def compare(
             "n_resamples": 0,
         }
         if boot is not None:
-            row["low"], row["high"] = _interval(boot, level)
+            row["low"], row["high"] = percentile_interval(boot, level)
             row["p_a_better"] = _p_better(boot, lower)
             row["n_resamples"] = len(boot)
         row["warnings"] = sorted(set(row_warnings), key=row_warnings.index)

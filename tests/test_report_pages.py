@@ -80,13 +80,13 @@ def test_compare_html_page(two_runs, tmp_path):
 
 def test_small_set_bootstrap_takes_the_exact_sample_space_route(tmp_path):
     """Fewer samples than dimensions (a gallery at 2048-d): the resamples equal the library's."""
-    from avsync_bench.stats import _frechet_boot, _Moments, resample_weights
+    from avsync_bench.resampling import FeatureMoments, frechet_boot, resample_weights
 
     run = load_run(make_run(tmp_path / "small", n_videos=4, dim=200, seed=3))
     gt, gen = run.features["fid"]
     assert gt.shape[0] * gt.shape[1] <= gt.shape[-1]
     weights = resample_weights(run.videos, 6, seed=0)
-    boot = _frechet_boot(_Moments(gt), _Moments(gen), weights, lambda _n: None)
+    boot = frechet_boot(FeatureMoments(gt), FeatureMoments(gen), weights, lambda _n: None)
     expected = [
         frechet_from_stats(*weighted_gaussian_stats(gt, w), *weighted_gaussian_stats(gen, w))
         for w in weights

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from avsync_bench import stats
+from avsync_bench import resampling, stats
 from avsync_bench.metrics import METRICS, FeatureSet
 from avsync_bench.metrics.distribution import SMALL_SET_CLIPS, fid, fvd
 from avsync_bench.metrics.frechet import gaussian_stats
@@ -344,7 +344,9 @@ def test_factor_routes_equal_the_reference_and_share_the_gt_side():
         gt, gen = rng.standard_normal(shape) + 0.1, rng.standard_normal(shape) * 1.2
         videos = np.array([f"v{i // 3}" for i in range(shape[0])])
         weights = stats.resample_weights(videos, 4)
-        boot = stats._frechet_boot(stats._Moments(gt), stats._Moments(gen), weights, lambda n: 0)
+        boot = resampling.frechet_boot(
+            resampling.FeatureMoments(gt), resampling.FeatureMoments(gen), weights, lambda n: 0
+        )
         reference = [
             frechet_from_stats(
                 *stats.weighted_gaussian_stats(gt, w), *stats.weighted_gaussian_stats(gen, w)
@@ -352,8 +354,11 @@ def test_factor_routes_equal_the_reference_and_share_the_gt_side():
             for w in weights
         ]
         np.testing.assert_allclose(boot, reference, rtol=1e-6)
-        pair = stats._frechet_boot(
-            stats._Moments(gt), [stats._Moments(gen), stats._Moments(gt)], weights, lambda n: 0
+        pair = resampling.frechet_boot(
+            resampling.FeatureMoments(gt),
+            [resampling.FeatureMoments(gen), resampling.FeatureMoments(gt)],
+            weights,
+            lambda n: 0,
         )
         np.testing.assert_array_equal(pair[:, 0], boot)
         assert np.abs(pair[:, 1]).max() < 1e-9 * np.trace(np.cov(gt.reshape(-1, shape[-1]).T))
