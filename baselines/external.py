@@ -18,7 +18,7 @@ from PIL import Image
 
 from avsync_bench.clips import cut_audio, pick_frames, resize_frame
 from avsync_bench.io.media import MediaError, count_video_frames, decode_audio, decode_video
-from avsync_bench.protocol import CORRECTED, ClipSpec, ProtocolMode
+from avsync_bench.protocol import CORRECTED, ClipSpec, ProtocolMode, rules_for
 from baselines.base import AdapterError, GenerationOutput
 
 __all__ = ["write_png", "write_wav", "read_wav", "normalise_video", "text_tail"]
@@ -107,8 +107,9 @@ def normalise_video(
         (channels, spec.num_samples) float32.
 
     Raises:
-        AdapterError: missing/unreadable file, fewer than ``min_frames`` frames, no audio track
-            when ``keep_audio``.
+        AdapterError: missing/unreadable file, fewer than ``min_frames`` frames, a video that
+            ends before the clip (more picked frames past its end than the protocol's
+            ``max_repeated_frames``), no audio track when ``keep_audio``.
     """
     path = Path(path)
     prefix = f"{context}: " if context else ""
@@ -125,11 +126,30 @@ def normalise_video(
                 raise AdapterError(
                     f"{prefix}the generator's video has {total} frame(s), fewer than {min_frames}"
                 )
+        _check_coverage(frames, spec, mode, prefix)
         images = np.stack([frames[p].rgb for p in _pick(frames, spec, mode)])
         audio = _own_audio(path, spec) if keep_audio else None
     except MediaError as exc:
         raise AdapterError(f"{prefix}cannot read the generator's output ({exc})") from exc
     return GenerationOutput(images, audio)
+
+
+def _check_coverage(frames, spec: ClipSpec, mode: ProtocolMode, prefix: str) -> None:
+    """Refuse a video that stops before the clip does: more of the ``spec.num_frames`` targets
+    ``k / spec.fps`` lie at or after its end (last pts + one frame interval) than the protocol's
+    ``max_repeated_frames`` (1). A lower frame rate that spans the 2 s (CoDi's 8 frames at 4 fps)
+    passes; a 0.5 s video, whose picked frames would mostly repeat its last one, does not."""
+    pts = np.array([f.pts for f in frames])
+    interval = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0 / spec.fps
+    end = float(pts[-1]) + interval
+    past = int(sum(k / spec.fps >= end - 1e-6 for k in range(spec.num_frames)))
+    limit = rules_for(mode).max_repeated_frames
+    if past > limit:
+        raise AdapterError(
+            f"{prefix}the generator's video covers only {end:.2f} s of the {spec.duration:g} s "
+            f"clip: {past} of the {spec.num_frames} frames picked at {spec.fps:g} fps would "
+            f"repeat its last frame (the protocol allows {limit})"
+        )
 
 
 def _own_audio(path: Path, spec: ClipSpec) -> np.ndarray:

@@ -192,6 +192,20 @@ def test_too_few_frames_names_the_clip_and_the_stderr_tail(tiny_dataset, generat
     assert "gen: wrote 5 frames" in reason
 
 
+def test_a_video_shorter_than_the_clip_is_refused_not_padded(tiny_dataset, generator, tmp_path):
+    """12 frames at 24 fps cover 0.5 s: 9 of the 12 frames picked at 6 fps would repeat the last
+    one, so the clip fails with the reason instead of becoming a frozen prediction."""
+    report = run_adapter(
+        CommandAdapter(template(generator, "--frames 12 --fps 24")),
+        tmp_path / "p",
+        data_root=tiny_dataset,
+        limit=1,
+    )
+    assert len(report.failed) == 3 and not report.written
+    reason = report.failed["dog_barking/a_clip-00.mp4"]
+    assert "covers only 0.50 s of the 2 s clip: 9 of the 12 frames" in reason, reason
+
+
 def cli(args, tmp_path):
     env = {**os.environ, "AVSYNC_BENCH_HOME": str(tmp_path / "home")}
     return subprocess.run(

@@ -108,7 +108,8 @@ name without .mp4). The template is split like a shell command line and run with
 
 The video is normalised to the prediction format: 12 frames picked at 6 fps from t=0 by the
 --protocol rule, centre-cropped and resized to the clip size. A command that exits non-zero, or
-writes fewer than 12 frames or no readable video, fails that clip with its stderr tail.
+writes fewer than 12 frames, no readable video or a video that ends before the 2 s clip does
+(more than one picked frame past its end), fails that clip with its stderr tail.
 
 Example: --cmd 'python my_gen.py --image {{image}} --audio {{audio}} --text {{text}} --out {{out}}'
 
