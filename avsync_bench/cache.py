@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from avsync_bench.io.atomic import atomic_open
 from avsync_bench.protocol import ClipSpec, ProtocolMode
 
 __all__ = ["FeatureCache", "file_sha256"]
@@ -94,12 +93,5 @@ class FeatureCache:
         if self.root is None:
             return
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npy")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "wb", suffix=".npy") as handle:
+            np.save(handle, np.ascontiguousarray(value), allow_pickle=False)

@@ -24,14 +24,13 @@ still read by :mod:`avsync_bench.stats` but not by ``evaluate``.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from avsync_bench.errors import AVSyncBenchError
+from avsync_bench.io.atomic import atomic_open
 from avsync_bench.metrics import FeatureSet
 
 __all__ = [
@@ -101,14 +100,8 @@ def save_features(path: str | Path, ff: FeatureFile) -> Path:
     for side in _SIDES:
         for name, value in getattr(ff.features, side).items():
             arrays[f"{side}__{name}"] = np.asarray(value)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", suffix=".npz") as handle:
+        np.savez(handle, **arrays)
     return path
 
 

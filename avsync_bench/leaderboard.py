@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from pathlib import Path
 from avsync_bench import stats
 from avsync_bench.datasets import DATASETS
 from avsync_bench.errors import AVSyncBenchError, InputError
+from avsync_bench.io.atomic import atomic_write_text
 from avsync_bench.protocol import ProtocolMode
 from avsync_bench.results import load_results
 
@@ -295,16 +294,8 @@ def add_entry(
         "added_utc": clock().isoformat(timespec="seconds"),
     }
     entry["bootstrap"] = ci
-    _atomic_write(target, json.dumps(entry, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(target, json.dumps(entry, indent=2, ensure_ascii=False) + "\n")
     return target
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -522,7 +513,7 @@ def render(root: str | Path = DEFAULT_ROOT) -> str:
 def build(root: str | Path = DEFAULT_ROOT) -> Path:
     """Write ``<root>/LEADERBOARD.md`` (see :func:`render`); return its path."""
     path = Path(root) / OUTPUT_FILE
-    _atomic_write(path, render(root))
+    atomic_write_text(path, render(root))
     return path
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,20 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from avsync_bench.errors import InputError
+from avsync_bench.io.atomic import atomic_open, atomic_write_json
 
 __all__ = ["write_results", "results_table", "load_results", "FEATURES_FILE", "FRECHET_FEATURES"]
 
 FEATURES_FILE = "features.npz"
 FRECHET_FEATURES = {"fid": "fid_inception", "fvd": "i3d"}
 """Metric key → extractor whose per-clip features ``features.npz`` keeps (``<key>_gt``, ``<key>_gen``)."""
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", newline="") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def write_results(
@@ -58,14 +49,12 @@ def write_results(
     elif npz_path.exists():
         npz_path.unlink()
     json_path, csv_path = out_dir / "results.json", out_dir / "per_clip.csv"
-    _atomic_write(json_path, json.dumps(results, indent=2, sort_keys=False) + "\n")
+    atomic_write_json(json_path, results, indent=2, sort_keys=False)
     columns = list(dict.fromkeys(k for row in per_clip for k in row))
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".per_clip.")
-    with os.fdopen(fd, "w", newline="") as handle:
+    with atomic_open(csv_path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(per_clip)
-    os.replace(tmp, csv_path)
     return json_path, csv_path
 
 
@@ -82,10 +71,8 @@ def _write_features(path: Path, results: dict, per_clip: list[dict], features) -
         if key in results["metrics"] and extractor in features.gt:
             arrays[f"{key}_gt"] = np.asarray(features.gt[extractor])
             arrays[f"{key}_gen"] = np.asarray(features.gen[extractor])
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "wb") as handle:
+    with atomic_open(path, "wb") as handle:
         np.savez(handle, **arrays)
-    os.replace(tmp, path)
 
 
 def load_results(path: str | Path) -> dict:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import pickle
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +30,7 @@ import avsync_bench  # noqa: F401
 from avsync_bench.curation.measure import decode_stage, imagebind_stage, rows_stage, sync_stage
 from avsync_bench.curation.networks import CurationNetworks, NetworkSpec
 from avsync_bench.curation.settings import MEASUREMENT_NAMES, CurationError, CurationSettings
+from avsync_bench.io.atomic import atomic_path
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -124,9 +124,8 @@ def _write_block(parts: Path, block: Block, rows: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: (r["video"], r["window_index"]))
     schema = _schema()
     table = pa.Table.from_pylist([{k: r.get(k) for k in schema.names} for r in rows], schema)
-    tmp = parts / f".{block.name}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, parts / block.name)
+    with atomic_path(parts / block.name) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _local(pending: list[Block], spec: NetworkSpec, settings: CurationSettings, done, timings):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from avsync_bench.curation.settings import (
     write_json_atomic,
 )
 from avsync_bench.curation.summary import build_summary, render_html
+from avsync_bench.io.atomic import atomic_path
 
 __all__ = ["calibrate", "curate", "read_class_mapping"]
 
@@ -59,9 +59,8 @@ def _write_parquet(frame, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
 
 
 def calibrate(

@@ -10,12 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from avsync_bench.errors import AVSyncBenchError
+from avsync_bench.io.atomic import atomic_write_json
 
 __all__ = [
     "CurationError",
@@ -172,13 +171,7 @@ class CurationSettings:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON through a temporary file and a rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True, allow_nan=False)
-        handle.write("\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, data, indent=1, sort_keys=True, allow_nan=False)
 
 
 def _finite(value) -> float | None:

@@ -26,11 +26,11 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from avsync_bench.errors import AVSyncBenchError
+from avsync_bench.io.atomic import atomic_write_json
 from avsync_bench.weights.registry import WeightSpec, get_spec
 
 __all__ = [
@@ -114,11 +114,7 @@ class ResolvedWeight:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_json(path, data, newline=False, indent=1, sort_keys=True)
 
 
 class WeightStore:
