@@ -74,14 +74,22 @@ class FeatureMoments:
         self.x = x - self.center
         self.sums = self.x.sum(axis=1)  # (N, d) per-clip sums
 
-    def stats(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean (d,) and unbiased covariance (d, d) of the set where clip i appears w_i times."""
+    def _weighted_mean(self, weights):
+        """(float64 weights, sample count n = Σw·F, indices of the drawn clips, centred mean).
+
+        Raises:
+            InputError: n < 2 (no covariance).
+        """
         weights = np.asarray(weights, dtype=np.float64)
         n = weights.sum() * self.frames
         if n < 2:
             raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
         drawn = np.flatnonzero(weights)
-        mean = weights[drawn] @ self.sums[drawn] / n
+        return weights, n, drawn, weights[drawn] @ self.sums[drawn] / n
+
+    def stats(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (d,) and unbiased covariance (d, d) of the set where clip i appears w_i times."""
+        weights, n, drawn, mean = self._weighted_mean(weights)
         rows = self.x[drawn] * np.sqrt(weights[drawn])[:, None, None]
         rows = rows.reshape(-1, self.dim)
         second = rows.T @ rows  # Σ_i w_i Σ_f x xᵀ (one symmetric product)
@@ -94,12 +102,7 @@ class FeatureMoments:
         A's rows are √w_i (x_if − μ) for the r = (drawn clips) × F frames: the covariance's
         factor, never formed as a d × d matrix.
         """
-        weights = np.asarray(weights, dtype=np.float64)
-        n = weights.sum() * self.frames
-        if n < 2:
-            raise InputError(f"a covariance needs at least 2 samples, got {n:g}")
-        drawn = np.flatnonzero(weights)
-        mean = weights[drawn] @ self.sums[drawn] / n
+        weights, n, drawn, mean = self._weighted_mean(weights)
         rows = (self.x[drawn] - mean) * np.sqrt(weights[drawn])[:, None, None]
         return self.center + mean, rows.reshape(-1, self.dim), n
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from avsync_bench.clips import cut_audio, pick_frames, resize_frame
+from avsync_bench.clips import cut_audio, pick_frames, pick_frames_corrected, resize_frame
 from avsync_bench.io.media import MediaError, count_video_frames, decode_audio, decode_video
 from avsync_bench.protocol import CORRECTED, ClipSpec, ProtocolMode, rules_for
 from baselines.base import AdapterError, GenerationOutput
@@ -136,15 +136,15 @@ def normalise_video(
 
 def _check_coverage(frames, spec: ClipSpec, mode: ProtocolMode, prefix: str) -> None:
     """Refuse a video that stops before the clip does: more of the ``spec.num_frames`` targets
-    ``k / spec.fps`` lie at or after its end (last pts + one frame interval) than the protocol's
-    ``max_repeated_frames`` (1). A lower frame rate that spans the 2 s (CoDi's 8 frames at 4 fps)
-    passes; a 0.5 s video, whose picked frames would mostly repeat its last one, does not."""
-    pts = np.array([f.pts for f in frames])
-    interval = float(np.median(np.diff(pts))) if len(pts) > 1 else 1.0 / spec.fps
-    end = float(pts[-1]) + interval
-    past = int(sum(k / spec.fps >= end - 1e-6 for k in range(spec.num_frames)))
+    ``k / spec.fps`` lie past its end (as :func:`avsync_bench.clips.pick_frames_corrected`
+    counts them, whatever the run's picker) than the protocol's ``max_repeated_frames`` (1).
+    A lower frame rate that spans the 2 s (CoDi's 8 frames at 4 fps) passes; a 0.5 s video, whose
+    picked frames would mostly repeat its last one, does not."""
+    _positions, past = pick_frames_corrected(frames, 0.0, spec)
     limit = rules_for(mode).max_repeated_frames
     if past > limit:
+        first, last = frames[0].pts, frames[-1].pts
+        end = last + (last - first) / max(len(frames) - 1, 1)  # the last frame's display ends
         raise AdapterError(
             f"{prefix}the generator's video covers only {end:.2f} s of the {spec.duration:g} s "
             f"clip: {past} of the {spec.num_frames} frames picked at {spec.fps:g} fps would "

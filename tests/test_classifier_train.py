@@ -91,8 +91,8 @@ def test_tiny_config_learns_synthetic_sync(synthetic, tmp_path_factory, tmp_path
     synthetic videos, lifts the ±5 31-offset accuracy on 40 held-out videos from chance
     (11/31 = 35.5 %) to at least 2x chance (71 %), in both directions (A2V and V2A).
 
-    Measured on 2 idle cores (docs/classifier.md): ≈ 70 s in all; after training A2V 90 %,
-    V2A 87.5 % (train seeds 1 and 2 of the same run gave 80-90 %).
+    Measured on 2 idle cores (docs/classifier.md): 49-61 s in all; untrained A2V 25 % / V2A
+    12.5 %, trained 90 % / 87.5 % (train seed 1 of the same run: 87.5 % / 85 %).
     """
     held_out = tmp_path_factory.mktemp("flash_held_out")
     make_dataset(held_out, n_videos=40, duration=3.5, seed=1, split="test")
